@@ -1,0 +1,26 @@
+# Entry points. Every target that runs Python depends on `install` (a project venv in .venv,
+# skipped when already up to date).
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: install test data
+
+install: $(STAMP)
+
+$(STAMP): setup.py
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q $(TORCH_PINS)
+	$(PY) -m pip install -q -e '.[test]'
+	@touch $(STAMP)
+
+test: install
+	$(PY) -m pytest -q tests
+
+# Generate SynthVG (the embedded VG150-format dataset) under datasets/synthvg/.
+SYNTH_ARGS ?=
+data: install
+	$(PY) tools/make_synthvg.py --out datasets/synthvg $(SYNTH_ARGS)

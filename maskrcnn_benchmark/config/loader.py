@@ -1,0 +1,113 @@
+"""Load a YAML experiment plus ``KEY VALUE`` overrides, failing loudly on unknown keys or types."""
+from __future__ import annotations
+
+import ast
+import os
+from typing import Sequence
+
+from yacs.config import CfgNode
+
+from .defaults import _C
+
+
+class ConfigError(ValueError):
+    """A config file or override names an unknown key or gives a value of the wrong type."""
+
+
+def get_cfg() -> CfgNode:
+    """A fresh, mutable copy of the defaults (the defaults themselves are never modified)."""
+    return _C.clone()
+
+
+def _parse(value):
+    if not isinstance(value, str):
+        return value
+    try:
+        return ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return value
+
+
+def _check_and_coerce(key: str, old, new):
+    """Return ``new`` converted to the type of ``old`` or raise ConfigError naming ``key``."""
+    if isinstance(old, CfgNode):
+        raise ConfigError(f"config key {key} is a group of keys; override its members instead")
+    if isinstance(old, bool):
+        if isinstance(new, bool):
+            return new
+    elif isinstance(old, float) and isinstance(new, (int, float)) and not isinstance(new, bool):
+        return float(new)
+    elif isinstance(old, int) and isinstance(new, int) and not isinstance(new, bool):
+        return new
+    elif isinstance(old, (tuple, list)) and isinstance(new, (tuple, list, int, float, str)):
+        new = list(new) if isinstance(new, (tuple, list)) else [new]
+        if old and not all(isinstance(v, type(old[0])) or
+                           (isinstance(old[0], float) and isinstance(v, int)) for v in new):
+            raise ConfigError(f"config key {key}: expected a list of {type(old[0]).__name__}, "
+                              f"got {new!r}")
+        if old and isinstance(old[0], float):
+            new = [float(v) for v in new]
+        return type(old)(new)
+    elif isinstance(old, str) and isinstance(new, str):
+        return new
+    raise ConfigError(f"config key {key}: expected {type(old).__name__} "
+                      f"(default {old!r}), got {type(new).__name__} {new!r}")
+
+
+def _merge(cfg: CfgNode, key: str, value, source: str) -> None:
+    node = cfg
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        if not isinstance(node, CfgNode) or part not in node:
+            known = ", ".join(sorted(node.keys())) if isinstance(node, CfgNode) else ""
+            where = ".".join(parts[:depth]) or "the top level"
+            raise ConfigError(f"unknown config key {key} (from {source}); "
+                              f"keys under {where}: {known}")
+        if depth < len(parts) - 1:
+            node = node[part]
+    node[parts[-1]] = _check_and_coerce(key, node[parts[-1]], value)
+
+
+def _flatten(d: dict, prefix: str = ""):
+    for k, v in d.items():
+        if isinstance(v, dict):
+            yield from _flatten(v, f"{prefix}{k}.")
+        else:
+            yield f"{prefix}{k}", v
+
+
+def merge_from_file(cfg: CfgNode, path: str) -> None:
+    """Merge a YAML file into ``cfg``; unknown keys and wrong types raise ConfigError."""
+    if not os.path.isfile(path):
+        raise ConfigError(f"config file not found: {path}")
+    with open(path) as f:
+        loaded = CfgNode.load_cfg(f)
+    for key, value in _flatten(loaded):
+        _merge(cfg, key, value, path)
+
+
+def merge_from_list(cfg: CfgNode, opts: Sequence[str]) -> None:
+    """Merge command-line ``KEY VALUE`` pairs into ``cfg``."""
+    if len(opts) % 2:
+        raise ConfigError(f"overrides must come as KEY VALUE pairs, got an odd count: {list(opts)}")
+    for key, value in zip(opts[0::2], opts[1::2]):
+        _merge(cfg, key, _parse(value), "the command line")
+
+
+def load_config(config_file: str | None = None, opts: Sequence[str] = ()) -> CfgNode:
+    """Defaults <- YAML file <- overrides, frozen."""
+    cfg = get_cfg()
+    if config_file:
+        merge_from_file(cfg, config_file)
+    merge_from_list(cfg, list(opts))
+    cfg.freeze()
+    return cfg
+
+
+def save_config(cfg: CfgNode, path: str) -> None:
+    """Write the resolved config so a run can be reproduced from its output directory alone."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(cfg.dump())
+    os.replace(tmp, path)
