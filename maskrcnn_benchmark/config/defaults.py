@@ -98,7 +98,7 @@ _C.MODEL.ROI_RELATION_HEAD.ALIGN.LOSS = "kl"  # "kl" (SSA) | "ce" (supervised al
 _C.MODEL.ROI_RELATION_HEAD.ALIGN.HEAD = "untied_mlp"  # "untied_mlp" | "tied"
 _C.MODEL.ROI_RELATION_HEAD.ALIGN.MASK = "row"  # "row" (whole vectors) | "element"
 _C.MODEL.ROI_RELATION_HEAD.ALIGN.KL_DIRECTION = "target_original"  # | "reverse"
-_C.MODEL.ROI_RELATION_HEAD.ALIGN.MLP_HIDDEN_DIM = 0  # 0: CONTEXT_POOLING_DIM
+_C.MODEL.ROI_RELATION_HEAD.ALIGN.MLP_HIDDEN_DIM = 0  # untied MLP width; 0: the pair-representation width
 
 # ---------------------------------------------------------------------------- #
 # Input

@@ -1,0 +1,64 @@
+import pytest
+import yaml
+
+from maskrcnn_benchmark.config import ConfigError, get_cfg, load_config, save_config
+from maskrcnn_benchmark.config.paths_catalog import DatasetCatalog
+
+
+def test_defaults_are_not_mutated_by_get_cfg():
+    cfg = get_cfg()
+    cfg.SOLVER.BASE_LR = 123.0
+    assert get_cfg().SOLVER.BASE_LR != 123.0
+
+
+def test_file_then_overrides(tmp_path):
+    f = tmp_path / "exp.yaml"
+    f.write_text(yaml.safe_dump({"SOLVER": {"BASE_LR": 0.05, "STEPS": [10, 20]},
+                                 "MODEL": {"ROI_RELATION_HEAD": {"USE_GT_BOX": False}}}))
+    cfg = load_config(str(f), ["SOLVER.BASE_LR", "0.2", "MODEL.ROI_RELATION_HEAD.ALIGN.ENABLED", "True"])
+    assert cfg.SOLVER.BASE_LR == 0.2 and cfg.SOLVER.STEPS == (10, 20)
+    assert cfg.MODEL.ROI_RELATION_HEAD.USE_GT_BOX is False
+    assert cfg.MODEL.ROI_RELATION_HEAD.ALIGN.ENABLED is True
+    assert cfg.is_frozen()
+
+
+def test_int_accepted_for_float_key_and_tuple_from_string():
+    cfg = load_config(None, ["SOLVER.BASE_LR", "1", "INPUT.MIN_SIZE_TRAIN", "(128, 160)"])
+    assert isinstance(cfg.SOLVER.BASE_LR, float) and cfg.INPUT.MIN_SIZE_TRAIN == (128, 160)
+
+
+@pytest.mark.parametrize("opts,match", [
+    (["SOLVER.NOT_A_KEY", "1"], "unknown config key SOLVER.NOT_A_KEY"),
+    (["NOPE.X", "1"], "unknown config key NOPE.X"),
+    (["SOLVER.MAX_ITER", "ten"], "SOLVER.MAX_ITER: expected int"),
+    (["MODEL.RELATION_ON", "1"], "MODEL.RELATION_ON: expected bool"),
+    (["SOLVER", "1"], "group of keys"),
+    (["SOLVER.MAX_ITER"], "KEY VALUE pairs"),
+])
+def test_bad_overrides_name_the_key(opts, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(None, opts)
+
+
+def test_unknown_key_in_file_names_file(tmp_path):
+    f = tmp_path / "bad.yaml"
+    f.write_text("MODEL:\n  ROI_RELATION_HEAD:\n    PREDICTR: MotifPredictor\n")
+    with pytest.raises(ConfigError, match="PREDICTR.*bad.yaml"):
+        load_config(str(f))
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(str(tmp_path / "missing.yaml"))
+
+
+def test_saved_config_round_trips(tmp_path):
+    cfg = load_config(None, ["SOLVER.MAX_ITER", "77", "OUTPUT_DIR", str(tmp_path)])
+    save_config(cfg, str(tmp_path / "config.yaml"))
+    again = load_config(str(tmp_path / "config.yaml"))
+    assert again == cfg
+
+
+def test_paths_catalog():
+    args = DatasetCatalog.get("VG_stanford_filtered_with_attribute_val", "/data")
+    assert args["split"] == "val" and args["roidb_file"] == "/data/vg/VG-SGG-with-attri.h5"
+    assert DatasetCatalog.get("synthvg_test")["img_dir"] == "datasets/synthvg/VG_100K"
+    with pytest.raises(KeyError, match="known datasets"):
+        DatasetCatalog.get("coco_train")
