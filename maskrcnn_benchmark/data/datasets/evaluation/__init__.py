@@ -1,0 +1,1 @@
+"""Evaluation of detections and scene graphs (``vg``: SGB-exact VG150 protocol)."""

@@ -1,0 +1,99 @@
+"""Config-level entry point (SGB's ``do_vg_evaluation``): ground truth from a dataset, metrics,
+report files. The metric code itself (``sgg_eval``, ``detection_eval``) never reads a config."""
+from __future__ import annotations
+
+import logging
+import os
+from typing import Mapping, Optional, Sequence
+
+import numpy as np
+
+from .detection_eval import evaluate_detections
+from .predictions_io import save_predictions
+from .matching import triplet_keys
+from .report import format_table, save_results
+from .sgg_eval import evaluate_relations
+from .splits import dataset_items, find_predicate_groups, relation_triplets
+
+logger = logging.getLogger(__name__)
+
+
+def eval_mode(cfg) -> str:
+    """``predcls`` / ``sgcls`` / ``sgdet`` from MODEL.ROI_RELATION_HEAD.USE_GT_BOX / _OBJECT_LABEL."""
+    head = cfg.MODEL.ROI_RELATION_HEAD
+    if head.USE_GT_BOX:
+        return "predcls" if head.USE_GT_OBJECT_LABEL else "sgcls"
+    return "sgdet"
+
+
+def train_triplets(train_dataset, cache_file: Optional[str] = None) -> np.ndarray:
+    """Distinct (subject class, object class, predicate) of a training dataset -> int64[T, 3],
+    optionally cached in ``cache_file`` (.npy) keyed by nothing but the path: delete it when the
+    training data change."""
+    if cache_file and os.path.isfile(cache_file):
+        return np.load(cache_file)
+    triplets = relation_triplets(dataset_items(train_dataset))
+    if cache_file:
+        os.makedirs(os.path.dirname(os.path.abspath(cache_file)), exist_ok=True)
+        tmp = cache_file + ".tmp.npy"
+        np.save(tmp, triplets)
+        os.replace(tmp, cache_file)
+    return triplets
+
+
+def zeroshot_from_train(train: np.ndarray, groundtruths: Sequence[Mapping]) -> np.ndarray:
+    """Test triplets absent from ``train`` (int64[T, 3] from :func:`train_triplets`)."""
+    test = relation_triplets((g["labels"], g["relations"]) for g in groundtruths)
+    train = np.asarray(train, np.int64).reshape(-1, 3)
+    seen = triplet_keys(train[:, 0], train[:, 1], train[:, 2])
+    return test[~np.isin(triplet_keys(test[:, 0], test[:, 1], test[:, 2]), seen)]
+
+
+def do_vg_evaluation(cfg, dataset, predictions: Sequence[Mapping[str, np.ndarray]],
+                     output_folder: Optional[str] = None, *,
+                     indices: Optional[Sequence[int]] = None,
+                     zeroshot_triplets: Optional[np.ndarray] = None, dataset_name: str = "",
+                     checkpoint: str = "", write_predictions: bool = True) -> dict:
+    """Evaluate ``predictions`` (aligned with ``indices``, default ``range(len(dataset))``).
+
+    Reads MODEL.ROI_RELATION_HEAD.{USE_GT_BOX, USE_GT_OBJECT_LABEL, NUM_CLASSES} and
+    TEST.RELATION.{IOU_THRESHOLD, MAX_BOXES, NUM_WORKERS}. In SGDet also evaluates the boxes
+    (mAP@0.5 and COCO AP). Logs the table; with ``output_folder`` writes ``results.json``,
+    ``results.txt`` and (``write_predictions``) ``predictions.pt``. Returns the results dict.
+    """
+    mode = eval_mode(cfg)
+    rel = cfg.TEST.RELATION
+    indices = list(range(len(dataset))) if indices is None else list(indices)
+    if len(indices) != len(predictions):
+        raise ValueError(f"{len(predictions)} predictions for {len(indices)} images")
+    gts = [dataset.get_groundtruth(i) for i in indices]
+    names = list(dataset.ind_to_predicates)
+    num_predicates = cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES
+    if len(names) != num_predicates:
+        raise ValueError(f"dataset has {len(names)} predicate classes but "
+                         f"MODEL.ROI_RELATION_HEAD.NUM_CLASSES is {num_predicates}")
+    groups, groups_file = find_predicate_groups(names, [getattr(dataset, "dict_file", "")])
+    results = evaluate_relations(
+        gts, predictions, mode, num_predicates, iou_threshold=rel.IOU_THRESHOLD,
+        zeroshot_triplets=zeroshot_triplets, predicate_groups=groups, predicate_names=names,
+        max_boxes=rel.MAX_BOXES, num_workers=rel.NUM_WORKERS)
+    results["settings"]["predicate_groups_file"] = groups_file
+    if mode == "sgdet":
+        keep = [i for i, g in enumerate(gts) if rel.MAX_BOXES <= 0 or len(g["labels"]) <= rel.MAX_BOXES]
+        results["detection"] = evaluate_detections(
+            [gts[i] for i in keep], [predictions[i] for i in keep], len(dataset.ind_to_classes),
+            class_names=dataset.ind_to_classes, num_workers=rel.NUM_WORKERS)
+    table = format_table(results)
+    logger.info(table)
+    image_ids = [dataset.get_img_info(i)["image_id"] for i in indices]
+    meta = {"dataset": dataset_name, "checkpoint": checkpoint}
+    if output_folder:
+        save_results(results, os.path.join(output_folder, "results.json"), **meta)
+        with open(os.path.join(output_folder, "results.txt"), "w") as f:
+            f.write(table)
+        if write_predictions:
+            save_predictions(os.path.join(output_folder, "predictions.pt"), predictions,
+                             mode=mode, dataset=dataset_name, num_predicates=num_predicates,
+                             indices=indices, image_ids=image_ids, checkpoint=checkpoint,
+                             meta={"TOPK_TRIPLETS": int(rel.TOPK_TRIPLETS)})
+    return {**meta, **results}
