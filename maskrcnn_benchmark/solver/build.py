@@ -1,0 +1,48 @@
+"""Optimizer and learning-rate scheduler from ``SOLVER``."""
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.optim.lr_scheduler import LRScheduler
+from torch.optim.optimizer import _get_fused_kernels_supported_devices
+
+from .lr_scheduler import WarmupCosineLR, WarmupMultiStepLR
+
+
+def make_optimizer(cfg, model: nn.Module) -> torch.optim.SGD:
+    """SGD with momentum over the parameters that require gradients.
+
+    Biases get ``BASE_LR * BIAS_LR_FACTOR`` and ``WEIGHT_DECAY_BIAS``. ``SOLVER.BASE_LR`` is
+    the learning rate used, whatever the batch size (SGB multiplied it by the batch; we do not).
+    Uses the fused kernel when every parameter's device supports it (else torch's default).
+    """
+    s = cfg.SOLVER
+    if s.OPTIMIZER != "SGD":
+        raise ValueError(f"SOLVER.OPTIMIZER {s.OPTIMIZER!r}: only 'SGD' is supported")
+    weights, biases = [], []
+    for name, p in model.named_parameters():
+        if p.requires_grad:
+            (biases if name.endswith(".bias") else weights).append(p)
+    if not weights and not biases:
+        raise ValueError("make_optimizer: the model has no parameter that requires a gradient")
+    groups = [{"params": weights, "lr": s.BASE_LR, "weight_decay": s.WEIGHT_DECAY},
+              {"params": biases, "lr": s.BASE_LR * s.BIAS_LR_FACTOR, "weight_decay": s.WEIGHT_DECAY_BIAS}]
+    groups = [g for g in groups if g["params"]]
+    params = weights + biases
+    fused = (all(p.is_floating_point() for p in params)
+             and {p.device.type for p in params} <= set(_get_fused_kernels_supported_devices()))
+    return torch.optim.SGD(groups, lr=s.BASE_LR, momentum=s.MOMENTUM, fused=fused or None)
+
+
+def make_lr_scheduler(cfg, optimizer: torch.optim.Optimizer) -> LRScheduler:
+    """``SOLVER.SCHEDULE.TYPE``: "WarmupMultiStepLR" (STEPS, GAMMA) or "WarmupCosineLR"
+    (BASE_LR -> SCHEDULE.MIN_LR over MAX_ITER, changing every SCHEDULE.UPDATE_PERIOD)."""
+    s = cfg.SOLVER
+    warm = dict(warmup_factor=s.WARMUP_FACTOR, warmup_iters=s.WARMUP_ITERS, warmup_method=s.WARMUP_METHOD)
+    kind = s.SCHEDULE.TYPE
+    if kind == "WarmupMultiStepLR":
+        return WarmupMultiStepLR(optimizer, s.STEPS, s.GAMMA, **warm)
+    if kind == "WarmupCosineLR":
+        return WarmupCosineLR(optimizer, s.MAX_ITER, min_lr=s.SCHEDULE.MIN_LR,
+                              update_period=s.SCHEDULE.UPDATE_PERIOD, **warm)
+    raise ValueError(f"SOLVER.SCHEDULE.TYPE {kind!r}: use 'WarmupMultiStepLR' or 'WarmupCosineLR'")

@@ -1,0 +1,238 @@
+"""Checkpoints: atomic, relocatable, safe to load.
+
+A checkpoint is a ``torch.save`` dict ``{"model", "optimizer", "scheduler", "scaler",
+"iteration", "rng", "config", "format"}`` that loads with ``torch.load(weights_only=True)``.
+Files are written to a temporary name and renamed, so a run killed at any moment leaves the
+previous checkpoint intact; ``<save_dir>/last_checkpoint`` holds the newest file's name relative
+to ``save_dir``, so output folders can move between machines. Only rank 0 writes.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import pickle
+import random
+from typing import Any, Iterable, Optional
+
+import numpy as np
+import torch
+from torch import nn
+
+from .comm import is_main_process
+
+logger = logging.getLogger("maskrcnn_benchmark")
+FORMAT = "maskrcnn_benchmark-checkpoint-v1"
+LAST = "last_checkpoint"
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint file is missing, unreadable or does not fit the model."""
+
+
+def _unwrap(model: nn.Module) -> nn.Module:
+    return model.module if hasattr(model, "module") else model
+
+
+def atomic_write(path: str, write_fn) -> None:
+    """Call ``write_fn(file)`` on a temporary file next to ``path``, fsync, then rename it over
+    ``path``: readers see either the old file or the complete new one."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write_fn(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError:  # directories cannot be fsynced on every platform
+        pass
+
+
+def read_checkpoint(path: str) -> dict[str, Any]:
+    """``torch.load(path, weights_only=True)`` with errors that name the file and the fix.
+
+    A bare state dict (tensors only, e.g. a torchvision file) is returned as ``{"model": it}``.
+    """
+    if not os.path.isfile(path):
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        data = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise CheckpointError(f"checkpoint {path} holds objects other than tensors and plain containers; "
+                              f"refusing to unpickle it (weights_only=True): {e}") from e
+    except Exception as e:  # truncated / corrupted zip, or not a torch file at all
+        raise CheckpointError(f"checkpoint {path} is unreadable ({type(e).__name__}: {e}); the file is "
+                              f"truncated or corrupted: delete it (and fix {LAST} to name an earlier "
+                              "checkpoint) or copy it again") from e
+    if not isinstance(data, dict):
+        raise CheckpointError(f"checkpoint {path} holds a {type(data).__name__}, not a dict")
+    if "model" not in data:
+        if data and all(isinstance(v, torch.Tensor) for v in data.values()):
+            return {"model": data}
+        raise CheckpointError(f"checkpoint {path} has no 'model' entry (keys: {sorted(data)[:10]})")
+    return data
+
+
+def _strip_module_prefix(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    if state and all(k.startswith("module.") for k in state):
+        return {k[len("module."):]: v for k, v in state.items()}
+    return state
+
+
+def _listing(names: list[str], limit: int = 20) -> str:
+    more = f" ... and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def load_state_dict_checked(model: nn.Module, state: dict[str, torch.Tensor], *,
+                            ignore_prefixes: Iterable[str] = (), allow_missing_prefixes: Iterable[str] = (),
+                            source: str = "checkpoint") -> None:
+    """Load ``state`` into ``model``, refusing anything but an exact fit.
+
+    ``ignore_prefixes``: keys starting with these are dropped from the checkpoint and may be
+    missing from it (their parameters keep their current values). ``allow_missing_prefixes``:
+    model keys starting with these may be absent from the checkpoint (e.g. a relation head when
+    loading a detector). Any other missing key, unexpected key or shape mismatch raises a
+    CheckpointError listing all of them.
+    """
+    ignore = tuple(ignore_prefixes)
+    may_miss = ignore + tuple(allow_missing_prefixes)
+    model = _unwrap(model)
+    state = {k: v for k, v in _strip_module_prefix(state).items() if not k.startswith(ignore)}
+    own = model.state_dict()
+    missing = sorted(k for k in own if k not in state and not k.startswith(may_miss))
+    unexpected = sorted(k for k in state if k not in own)
+    shapes = sorted(f"{k} (checkpoint {tuple(v.shape)}, model {tuple(own[k].shape)})"
+                    for k, v in state.items() if k in own and v.shape != own[k].shape)
+    if missing or unexpected or shapes:
+        parts = [f"{len(x)} {what}: {_listing(x)}" for what, x in
+                 (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", shapes)) if x]
+        raise CheckpointError(f"{source} does not fit the model (a checkpoint of another config, e.g. other "
+                              f"classes or widths?): " + "; ".join(parts) +
+                              ". Pass ignore_prefixes to skip parts on purpose.")
+    model.load_state_dict(state, strict=False)
+
+
+def get_rng_states() -> dict[str, Any]:
+    """Python, numpy, torch CPU and CUDA generator states, in weights_only-loadable types."""
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    ver, pystate, pygauss = random.getstate()
+    return {"python": [ver, list(pystate), pygauss],
+            "numpy": {"keys": torch.from_numpy(keys.astype(np.int64)), "pos": int(pos),
+                      "has_gauss": int(has_gauss), "cached_gaussian": float(gauss)},
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_states(states: dict[str, Any]) -> None:
+    ver, pystate, pygauss = states["python"]
+    random.setstate((ver, tuple(pystate), pygauss))
+    n = states["numpy"]
+    np.random.set_state(("MT19937", n["keys"].numpy().astype(np.uint32), n["pos"], n["has_gauss"],
+                         n["cached_gaussian"]))
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available() and len(states["cuda"]) == torch.cuda.device_count():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+class Checkpointer:
+    """Saves and restores a training run in ``save_dir``.
+
+    Args:
+        model, optimizer, scheduler, scaler: the objects whose ``state_dict`` is saved (the last
+            three optional; a DDP-wrapped model is unwrapped).
+        save_dir: the run's output folder ("" disables saving).
+        save_to_disk: default: only on the main process.
+        config: the resolved CfgNode, saved as YAML text in every checkpoint.
+    """
+
+    def __init__(self, model: nn.Module, optimizer: Optional[torch.optim.Optimizer] = None,
+                 scheduler: Any = None, *, save_dir: str = "", save_to_disk: Optional[bool] = None,
+                 scaler: Any = None, config: Any = None) -> None:
+        self.model = model
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.scaler = scaler
+        self.save_dir = save_dir
+        self.save_to_disk = is_main_process() if save_to_disk is None else save_to_disk
+        self.config = config
+
+    def save(self, name: str, iteration: int, *, tag_last: bool = True, **extra: Any) -> Optional[str]:
+        """Write ``<save_dir>/<name>.pth`` atomically and (if ``tag_last``) point
+        ``last_checkpoint`` at it. Returns the path (None where this process does not write)."""
+        if not self.save_dir or not self.save_to_disk:
+            return None
+        data: dict[str, Any] = {"format": FORMAT, "iteration": int(iteration),
+                                "model": _unwrap(self.model).state_dict(), "rng": get_rng_states()}
+        for key, obj in (("optimizer", self.optimizer), ("scheduler", self.scheduler), ("scaler", self.scaler)):
+            if obj is not None:
+                data[key] = obj.state_dict()
+        if self.config is not None:
+            data["config"] = self.config.dump()
+        data.update(extra)
+        fname = f"{name}.pth"
+        path = os.path.join(self.save_dir, fname)
+        atomic_write(path, lambda f: torch.save(data, f))
+        if tag_last:
+            atomic_write(os.path.join(self.save_dir, LAST), lambda f: f.write(fname.encode()))
+        logger.info("saved checkpoint %s (iteration %d)", path, iteration)
+        return path
+
+    def get_checkpoint_file(self) -> str:
+        """The file ``last_checkpoint`` names ("" when there is none). Absolute names written by
+        SGB on another machine fall back to the same file name inside ``save_dir``."""
+        last = os.path.join(self.save_dir, LAST)
+        if not self.save_dir or not os.path.isfile(last):
+            return ""
+        with open(last) as f:
+            name = f.read().strip()
+        if not name:
+            return ""
+        if os.path.isabs(name):
+            return name if os.path.exists(name) else os.path.join(self.save_dir, os.path.basename(name))
+        return os.path.join(self.save_dir, name)
+
+    def has_checkpoint(self) -> bool:
+        return bool(self.get_checkpoint_file())
+
+    def load(self, path: str, *, model_only: bool = False, ignore_prefixes: Iterable[str] = (),
+             allow_missing_prefixes: Iterable[str] = (), restore_rng: bool = True) -> dict[str, Any]:
+        """Load ``path`` into the model (and, unless ``model_only``, the optimizer, scheduler,
+        scaler and RNG states). Returns the remaining entries (``iteration``, ``config``, ...)."""
+        data = read_checkpoint(path)
+        load_state_dict_checked(self.model, data.pop("model"), ignore_prefixes=ignore_prefixes,
+                                allow_missing_prefixes=allow_missing_prefixes, source=f"checkpoint {path}")
+        if not model_only:
+            for key, obj in (("optimizer", self.optimizer), ("scheduler", self.scheduler), ("scaler", self.scaler)):
+                if obj is not None and key in data:
+                    try:
+                        obj.load_state_dict(data[key])
+                    except (ValueError, KeyError, RuntimeError) as e:
+                        raise CheckpointError(f"checkpoint {path}: its {key} state does not fit ({e})") from e
+            if restore_rng and "rng" in data:
+                set_rng_states(data["rng"])
+        logger.info("loaded %s%s", path, " (model only)" if model_only else
+                    f" (iteration {data.get('iteration', 0)})")
+        return data
+
+    def resume_or_load(self, weight: str = "", *, resume: bool = True,
+                       ignore_prefixes: Iterable[str] = ()) -> int:
+        """Resume from ``last_checkpoint`` when there is one (and ``resume``), else load the
+        model weights ``weight`` (if given). Returns the iteration to start from."""
+        if resume and self.has_checkpoint():
+            path = self.get_checkpoint_file()
+            logger.info("resuming from %s", path)
+            return int(self.load(path, ignore_prefixes=ignore_prefixes).get("iteration", 0))
+        if weight:
+            self.load(weight, model_only=True, ignore_prefixes=ignore_prefixes)
+        return 0
