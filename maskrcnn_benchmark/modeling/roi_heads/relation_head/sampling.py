@@ -1,0 +1,157 @@
+"""Which subject-object pairs the relation head scores (SGB's RelationSampling).
+
+Training, GT boxes (PredCls / SGCls): every ground-truth pair is foreground (at most
+``positive_fraction`` of the per-image budget), and random other ordered pairs fill the budget
+as background. Training, SGDet: detections get the label of the ground truth they overlap
+(IoU >= fg threshold, else background); a detection pair is foreground for a ground-truth
+relation when both boxes match its subject / object (same label, IoU > threshold), up to
+``num_sample_per_gt_rel`` pairs per relation (drawn in proportion to the IoU product); pairs of
+two non-background detections that match no relation are background. Test: all ordered pairs.
+"""
+from __future__ import annotations
+
+from typing import Dict, List, Sequence, Tuple
+
+import torch
+from torch import Tensor
+from torchvision.ops import box_iou
+
+__all__ = ["RelationSampler", "unique_relations"]
+
+
+def unique_relations(rels: Tensor, num_objs: int) -> Tensor:
+    """Int64[M, 3] (subject, object, predicate) -> one random predicate per ordered pair, with
+    self-pairs and out-of-range indices dropped."""
+    rels = rels.long()
+    ok = (rels[:, 0] != rels[:, 1]) & (rels[:, :2] >= 0).all(1) & (rels[:, :2] < num_objs).all(1)
+    rels = rels[ok]
+    if rels.shape[0] <= 1:
+        return rels
+    rels = rels[torch.randperm(rels.shape[0], device=rels.device)]
+    key = rels[:, 0] * num_objs + rels[:, 1]
+    uniq, inverse = torch.unique(key, return_inverse=True)
+    pos = torch.arange(key.shape[0], device=rels.device)
+    first = torch.full_like(uniq, key.shape[0]).scatter_reduce(0, inverse, pos, "amin")
+    return rels[first]
+
+
+def _pair_matrix(num_objs: int, device) -> Tensor:
+    return ~torch.eye(num_objs, dtype=torch.bool, device=device)
+
+
+class RelationSampler:
+    """Relation pair sampling and label assignment.
+
+    Args:
+        use_gt_box: PredCls / SGCls (True) or SGDet (False).
+        batch_size_per_image: pairs per image in training (BATCH_SIZE_PER_IMAGE, 64).
+        positive_fraction: at most this share of them foreground (POSITIVE_FRACTION, 0.25).
+        num_sample_per_gt_rel: SGDet detection pairs per ground-truth relation (4).
+        fg_iou_threshold: SGDet box matching threshold (ROI_HEADS.FG_IOU_THRESHOLD, 0.5).
+        require_overlap: SGDet training: only pairs of intersecting boxes (REQUIRE_BOX_OVERLAP).
+    """
+
+    def __init__(self, *, use_gt_box: bool, batch_size_per_image: int = 64, positive_fraction: float = 0.25,
+                 num_sample_per_gt_rel: int = 4, fg_iou_threshold: float = 0.5,
+                 require_overlap: bool = False):
+        self.use_gt_box = use_gt_box
+        self.batch_size_per_image = batch_size_per_image
+        self.num_pos_per_image = int(batch_size_per_image * positive_fraction)
+        self.num_sample_per_gt_rel = num_sample_per_gt_rel
+        self.fg_iou_threshold = fg_iou_threshold
+        self.require_overlap = require_overlap
+
+    @classmethod
+    def from_config(cls, cfg) -> "RelationSampler":
+        head = cfg.MODEL.ROI_RELATION_HEAD
+        return cls(use_gt_box=head.USE_GT_BOX, batch_size_per_image=head.BATCH_SIZE_PER_IMAGE,
+                   positive_fraction=head.POSITIVE_FRACTION, num_sample_per_gt_rel=head.NUM_SAMPLE_PER_GT_REL,
+                   fg_iou_threshold=cfg.MODEL.ROI_HEADS.FG_IOU_THRESHOLD,
+                   require_overlap=head.REQUIRE_BOX_OVERLAP)
+
+    @staticmethod
+    def test_pairs(num_objs: Sequence[int], device=None) -> List[Tensor]:
+        """All ordered pairs i != j of each image: Int64[n_i * (n_i - 1), 2], row-major."""
+        return [torch.nonzero(_pair_matrix(n, device)) for n in num_objs]
+
+    def _fill(self, fg: Tensor, candidates: Tensor) -> Tuple[Tensor, Tensor]:
+        """fg Int64[F, 3] triplets (capped here), candidates Bool[n, n] background pairs ->
+        (pairs Int64[r, 2], labels Int64[r]): foreground first."""
+        if fg.shape[0] > self.num_pos_per_image:
+            fg = fg[torch.randperm(fg.shape[0], device=fg.device)[:self.num_pos_per_image]]
+        bg = torch.nonzero(candidates)
+        num_bg = min(self.batch_size_per_image - fg.shape[0], bg.shape[0])
+        bg = bg[torch.randperm(bg.shape[0], device=bg.device)[:max(num_bg, 0)]]
+        pairs = torch.cat([fg[:, :2], bg])
+        labels = torch.cat([fg[:, 2], torch.zeros(bg.shape[0], dtype=torch.int64, device=bg.device)])
+        return pairs, labels
+
+    @torch.no_grad()
+    def gtbox_sample(self, num_objs: Sequence[int], targets: Sequence[Dict[str, Tensor]]
+                     ) -> Tuple[List[Tensor], List[Tensor]]:
+        """PredCls / SGCls training: objects are the targets' boxes, in order.
+
+        Returns per image (pairs Int64[r_i, 2], labels Int64[r_i]), r_i <= batch_size_per_image.
+        """
+        all_pairs, all_labels = [], []
+        for n, target in zip(num_objs, targets):
+            rels = unique_relations(target["relation_tuples"], n)
+            candidates = _pair_matrix(n, rels.device)
+            candidates[rels[:, 0], rels[:, 1]] = False
+            pairs, labels = self._fill(rels, candidates)
+            all_pairs.append(pairs)
+            all_labels.append(labels)
+        return all_pairs, all_labels
+
+    @torch.no_grad()
+    def assign_labels(self, boxes: Tensor, target: Dict[str, Tensor]) -> Tensor:
+        """SGDet training: label of the best-overlapping GT box when IoU >= fg threshold, else 0."""
+        labels = torch.zeros(boxes.shape[0], dtype=torch.int64, device=boxes.device)
+        if boxes.shape[0] == 0 or target["boxes"].shape[0] == 0:
+            return labels
+        best_iou, best = box_iou(target["boxes"].float(), boxes.float()).max(0)
+        fg = best_iou >= self.fg_iou_threshold
+        labels[fg] = target["labels"].long()[best[fg]]
+        return labels
+
+    @torch.no_grad()
+    def detect_sample(self, boxes: Sequence[Tensor], targets: Sequence[Dict[str, Tensor]]
+                      ) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
+        """SGDet training -> per image (assigned object labels Int64[n_i], pairs Int64[r_i, 2],
+        relation labels Int64[r_i])."""
+        out_obj, out_pairs, out_labels = [], [], []
+        for prp, target in zip(boxes, targets):
+            n, device = prp.shape[0], prp.device
+            prp_lab = self.assign_labels(prp, target)
+            tgt_box, tgt_lab = target["boxes"].float(), target["labels"].long()
+            ious = box_iou(tgt_box, prp.float())
+            is_match = (tgt_lab[:, None] == prp_lab[None]) & (ious > self.fg_iou_threshold)
+            if self.require_overlap:
+                self_iou = box_iou(prp.float(), prp.float())
+                candidates = (self_iou > 0) & (self_iou < 1)
+            else:
+                candidates = _pair_matrix(n, device)
+            candidates[prp_lab == 0] = False
+            candidates[:, prp_lab == 0] = False
+
+            fg = []
+            for s, o, pred in unique_relations(target["relation_tuples"], tgt_box.shape[0]).tolist():
+                heads, tails = torch.nonzero(is_match[s]).flatten(), torch.nonzero(is_match[o]).flatten()
+                h, t = torch.meshgrid(heads, tails, indexing="ij")
+                h, t = h.flatten(), t.flatten()
+                keep = h != t
+                h, t = h[keep], t[keep]
+                if h.numel() == 0:
+                    continue
+                candidates[h, t] = False
+                if h.numel() > self.num_sample_per_gt_rel:
+                    weight = ious[s, h] * ious[o, t]
+                    pick = torch.multinomial(weight, self.num_sample_per_gt_rel, replacement=False)
+                    h, t = h[pick], t[pick]
+                fg.append(torch.stack([h, t, torch.full_like(h, pred)], 1))
+            fg = unique_relations(torch.cat(fg), n) if fg else prp_lab.new_zeros(0, 3)
+            pairs, labels = self._fill(fg, candidates)
+            out_obj.append(prp_lab)
+            out_pairs.append(pairs)
+            out_labels.append(labels)
+        return out_obj, out_pairs, out_labels
