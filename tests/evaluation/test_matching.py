@@ -69,8 +69,9 @@ def test_given_order_is_the_ranking_and_any_number_of_pairs():
     others = [(i, j) for i in range(15) for j in range(15) if i != j and (i, j) != (0, 1)]
     for n_before, expect in ((99, 99), (100, NO_HIT)):
         pairs = others[:n_before] + [(0, 1)]
-        # every pair has the same score, the GT pair ranks last: ties keep the given order
-        m = match_image(gt, _pred(boxes, labels, pairs, [[0.0, 1.0]] * len(pairs)), "sgdet")
+        # every pair has the same score, the GT pair ranks last: ties keep the given order;
+        # a second predicate at score 0 makes more than 100 (pair, predicate) candidates
+        m = match_image(gt, _pred(boxes, labels, pairs, [[0.0, 1.0, 0.0]] * len(pairs)), "sgdet")
         assert m.rank.tolist() == [n_before]
         assert m.ng_rank.tolist() == [expect]  # SGB keeps only the top 100 candidates
 

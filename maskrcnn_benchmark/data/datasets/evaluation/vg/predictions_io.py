@@ -50,9 +50,10 @@ def save_predictions(path: str, predictions: Sequence[Mapping[str, np.ndarray]],
     if len(indices) != n or len(image_ids) != n:
         raise ValueError(f"{n} predictions but {len(indices)} indices / {len(image_ids)} image ids")
     for i, p in enumerate(predictions):
-        if np.asarray(p["rel_scores"]).reshape(len(p["rel_pairs"]), -1).shape[1] not in \
-                (num_predicates, 0):
-            raise ValueError(f"image {i}: rel_scores must have {num_predicates} columns")
+        rs = np.asarray(p["rel_scores"])
+        if len(p["rel_pairs"]) and (rs.ndim != 2 or rs.shape[1] != num_predicates):
+            raise ValueError(f"image {i}: rel_scores must have {num_predicates} columns, "
+                             f"got shape {rs.shape}")
     doc = {
         "format": PREDICTIONS_FORMAT, "version": PREDICTIONS_VERSION, "mode": str(mode),
         "dataset": str(dataset), "checkpoint": str(checkpoint),
@@ -85,7 +86,8 @@ def load_predictions(path: str) -> tuple[list[dict], dict]:
     try:
         doc = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - torch raises many types for a broken file
-        raise ValueError(f"cannot read predictions file {path} ({type(e).__name__}: {e}); "
+        first = (str(e).strip().splitlines() or [""])[0][:200]
+        raise ValueError(f"cannot read predictions file {path} ({type(e).__name__}: {first}); "
                          "it is truncated or not a file written by save_predictions") from e
     if not isinstance(doc, dict) or doc.get("format") != PREDICTIONS_FORMAT:
         raise ValueError(f"{path} is not a predictions file (expected format "

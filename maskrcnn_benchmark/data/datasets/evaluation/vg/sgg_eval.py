@@ -108,11 +108,13 @@ def evaluate_relations(groundtruths: Sequence[Mapping[str, np.ndarray]],
     if len(groundtruths) != len(predictions):
         raise ValueError(f"{len(groundtruths)} ground-truth images but {len(predictions)} "
                          "predictions; they must be aligned image by image")
-    for pred in predictions[:1]:
-        width = np.asarray(pred["rel_scores"]).reshape(len(pred["rel_pairs"]), -1).shape[1]
-        if len(pred["rel_pairs"]) and width != num_predicates:
-            raise ValueError(f"rel_scores have {width} columns but num_predicates is "
-                             f"{num_predicates} (background included)")
+    for pred in predictions:
+        if len(pred["rel_pairs"]):
+            width = np.asarray(pred["rel_scores"]).shape[-1]
+            if width != num_predicates:
+                raise ValueError(f"rel_scores have {width} columns but num_predicates is "
+                                 f"{num_predicates} (background included)")
+            break
     names = list(predicate_names) if predicate_names is not None else \
         [str(p) for p in range(num_predicates)]
     if len(names) != num_predicates:
