@@ -49,6 +49,14 @@ class _WarmupScheduler(LRScheduler):
     def _get_closed_form_lr(self) -> list[float]:
         return self.lr_at(self.last_epoch)
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore the schedule and put the restored iteration's lr into the optimizer."""
+        super().load_state_dict(state_dict)
+        lrs = self.lr_at(self.last_epoch)
+        for group, lr in zip(self.optimizer.param_groups, lrs):
+            group["lr"] = lr
+        self._last_lr = lrs
+
 
 class WarmupMultiStepLR(_WarmupScheduler):
     """SGB's schedule: ``base_lr * gamma ** (number of milestones <= it)``, after warmup."""

@@ -105,3 +105,37 @@ def test_unsupported_settings_fail_clearly():
         build_detection_model(load_config(None, ["MODEL.RPN.ANCHOR_STRIDE", (8, 16)]), load_pretrained=False)
     with pytest.raises(ConfigError, match="CLS_AGNOSTIC"):
         build_detection_model(load_config(None, ["MODEL.CLS_AGNOSTIC_BBOX_REG", True]), load_pretrained=False)
+
+
+def test_a_few_iterations_lower_the_loss_on_a_fixed_batch(tiny_cfg, batch):
+    from maskrcnn_benchmark.engine import Trainer
+
+    torch.manual_seed(0)
+    model = build_detection_model(tiny_cfg)
+
+    def total_loss():
+        torch.manual_seed(1)  # the same proposal sampling both times
+        with torch.no_grad():
+            return sum(model.train()(*batch).values()).item()
+    before = total_loss()
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.02, momentum=0.9)
+    Trainer(model, opt, max_iter=8).train(iter([(*batch, (0, 1))] * 8))
+    assert total_loss() < 0.8 * before
+
+
+def test_checkpoint_round_trip_gives_identical_detections(tiny_cfg, batch, tmp_path):
+    from maskrcnn_benchmark.utils.checkpoint import Checkpointer
+
+    torch.manual_seed(0)
+    model = build_detection_model(tiny_cfg).eval()
+    model.roi_heads.score_thresh = 0.0
+    path = Checkpointer(model, save_dir=str(tmp_path)).save("model_final", iteration=1)
+    torch.manual_seed(5)
+    other = build_detection_model(tiny_cfg).eval()
+    other.roi_heads.score_thresh = 0.0
+    Checkpointer(other).load(path, model_only=True)
+    with torch.no_grad():
+        a, b = model(batch[0]), other(batch[0])
+    for da, db in zip(a, b):
+        for k in da:
+            assert torch.equal(da[k], db[k]), k

@@ -1,0 +1,197 @@
+"""Training hooks: progress bar, console metrics, TensorBoard, checkpoints, validation."""
+from __future__ import annotations
+
+import datetime
+import logging
+import math
+import time
+from typing import Any, Callable, Optional
+
+import torch
+
+from maskrcnn_benchmark.utils.checkpoint import Checkpointer
+from maskrcnn_benchmark.utils.comm import is_main_process, synchronize
+
+from .trainer import HookBase
+
+logger = logging.getLogger("maskrcnn_benchmark")
+
+
+def _flatten(results: Any, prefix: str = "") -> dict[str, float]:
+    """Nested dicts of numbers -> {"a/b": value}; non-numbers are dropped."""
+    out: dict[str, float] = {}
+    if isinstance(results, dict):
+        for k, v in results.items():
+            out.update(_flatten(v, f"{prefix}{k}/"))
+    elif isinstance(results, (int, float)) or (isinstance(results, torch.Tensor) and results.numel() == 1):
+        out[prefix.rstrip("/")] = float(results)
+    return out
+
+
+class _Periodic(HookBase):
+    def __init__(self, period: int) -> None:
+        self.period = int(period)
+
+    def _due(self) -> bool:
+        t = self.trainer
+        return (self.period > 0 and t.iter % self.period == 0) or t.iter == t.max_iter
+
+
+class EvalHook(_Periodic):
+    """Every ``period`` iterations and after the last one, call ``eval_fn() -> dict`` (e.g.
+    ``{"mAP@0.5": 0.61}``) on every rank and record its numbers as ``val/<name>`` scalars.
+    The model is put back into training mode afterwards."""
+
+    def __init__(self, period: int, eval_fn: Callable[[], dict], prefix: str = "val") -> None:
+        super().__init__(period)
+        self.eval_fn = eval_fn
+        self.prefix = prefix
+        self.last_results: dict[str, float] = {}
+
+    def after_step(self) -> None:
+        if not self._due():
+            return
+        t0 = time.perf_counter()
+        results = _flatten(self.eval_fn() or {})
+        self.trainer.model.train()
+        synchronize()
+        self.last_results = results
+        for k, v in results.items():
+            self.trainer.storage.put_scalar(f"{self.prefix}/{k}", v, smoothing=False)
+        shown = ", ".join(f"{k} {v:.4f}" for k, v in results.items())
+        logger.info("validation at iteration %d (%.1fs): %s", self.trainer.iter, time.perf_counter() - t0, shown)
+
+
+class PeriodicCheckpointer(_Periodic):
+    """Save ``model_<iter:07d>`` every ``period`` iterations and ``model_final`` at the end
+    (only when training completed: a failed run never overwrites the last good checkpoint)."""
+
+    def __init__(self, checkpointer: Checkpointer, period: int) -> None:
+        super().__init__(period)
+        self.checkpointer = checkpointer
+
+    def after_step(self) -> None:
+        t = self.trainer
+        if self.period > 0 and t.iter % self.period == 0 and t.iter < t.max_iter:
+            self.checkpointer.save(f"model_{t.iter:07d}", iteration=t.iter)
+
+    def after_train(self) -> None:
+        t = self.trainer
+        if t.completed and t.iter > t.start_iter:
+            self.checkpointer.save("model_final", iteration=t.iter)
+
+
+class BestCheckpointer(HookBase):
+    """Save ``model_best`` whenever the scalar ``metric`` (e.g. "val/mAP@0.5", written by an
+    EvalHook registered before this one) improves; ``mode`` "max" or "min". ``last_checkpoint``
+    keeps naming the latest periodic checkpoint."""
+
+    def __init__(self, checkpointer: Checkpointer, metric: str, mode: str = "max") -> None:
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min', got {mode!r}")
+        self.checkpointer = checkpointer
+        self.metric = metric
+        self.mode = mode
+        self.best: Optional[float] = None
+        self._seen = -1
+
+    def after_step(self) -> None:
+        entry = self.trainer.storage.latest().get(self.metric)
+        if entry is None or entry[1] == self._seen:
+            return
+        value, it = entry
+        self._seen = it
+        better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
+        if better and math.isfinite(value):
+            self.best = value
+            self.checkpointer.save("model_best", iteration=it, tag_last=False,
+                                  best_metric={self.metric: value})
+            logger.info("new best %s = %.4f at iteration %d", self.metric, value, it)
+
+
+class MetricLogger(_Periodic):
+    """Every ``period`` iterations, one log line: iteration, ETA, smoothed losses, lr, times."""
+
+    def before_train(self) -> None:
+        self._t0 = time.perf_counter()
+
+    def after_step(self) -> None:
+        t = self.trainer
+        if not self._due() or not is_main_process():
+            return
+        s = t.storage
+        done = t.iter - t.start_iter
+        eta = (time.perf_counter() - self._t0) / max(done, 1) * (t.max_iter - t.iter)
+        losses = "  ".join(f"{k} {s.median(k):.4f}" for k in sorted(s.smoothed)
+                           if k.startswith("loss"))
+        mem = ""
+        if torch.cuda.is_available() and t.device.type == "cuda":
+            mem = f"  max_mem {torch.cuda.max_memory_allocated() / 2 ** 20:.0f}M"
+        logger.info("iter %d/%d  eta %s  %s  lr %.6g  time %.3f  data %.3f%s", t.iter, t.max_iter,
+                    datetime.timedelta(seconds=int(eta)), losses, s.latest()["lr"][0],
+                    s.median("time"), s.median("data_time"), mem)
+
+
+class TensorBoardWriter(_Periodic):
+    """Writes to ``log_dir`` (main process only): smoothed scalars (losses, times) every
+    ``period`` iterations as their window median, other scalars (lr, validation metrics) as
+    soon as they are recorded."""
+
+    def __init__(self, log_dir: str, period: int = 20) -> None:
+        super().__init__(period)
+        self.log_dir = log_dir
+        self.writer = None
+        self._written: dict[str, int] = {}
+
+    def before_train(self) -> None:
+        if is_main_process():
+            from torch.utils.tensorboard import SummaryWriter
+            self.writer = SummaryWriter(self.log_dir)
+
+    def after_step(self) -> None:
+        if self.writer is None:
+            return
+        s, due = self.trainer.storage, self._due()
+        for name, (value, it) in s.latest().items():
+            if self._written.get(name) == it:
+                continue
+            if name in s.smoothed:
+                if due:
+                    self.writer.add_scalar(name, s.median(name), it)
+                    self._written[name] = it
+            elif name != "lr" or due:
+                self.writer.add_scalar(name, value, it)
+                self._written[name] = it
+
+    def after_train(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+
+class ProgressBar(HookBase):
+    """tqdm bar over iterations with rate and ETA, showing the smoothed loss and lr."""
+
+    def __init__(self, refresh: int = 1) -> None:
+        self.refresh = max(1, int(refresh))
+        self.bar = None
+
+    def before_train(self) -> None:
+        if is_main_process():
+            from tqdm import tqdm
+            t = self.trainer
+            self.bar = tqdm(total=t.max_iter, initial=t.start_iter, desc="train", dynamic_ncols=True,
+                            mininterval=1.0)
+
+    def after_step(self) -> None:
+        if self.bar is None:
+            return
+        self.bar.update(1)
+        if self.trainer.iter % self.refresh == 0:
+            s = self.trainer.storage
+            self.bar.set_postfix(loss=f"{s.median('loss'):.3f}", lr=f"{s.latest()['lr'][0]:.2g}", refresh=False)
+
+    def after_train(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

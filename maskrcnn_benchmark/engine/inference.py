@@ -1,0 +1,100 @@
+"""Run a model over a data loader, gather predictions across ranks, evaluate the detector."""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Optional
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from maskrcnn_benchmark.utils.comm import all_gather, is_main_process, synchronize
+
+from .trainer import move_to_device
+
+logger = logging.getLogger("maskrcnn_benchmark")
+
+
+@torch.no_grad()
+def compute_on_dataset(model: nn.Module, data_loader, device: torch.device, *, amp: bool = False,
+                       desc: str = "inference") -> dict[int, dict[str, Tensor]]:
+    """``model(images, targets)`` in eval mode over this rank's batches.
+
+    Returns dataset index -> the model's per-image output dict (tensors on the CPU) plus
+    ``"image_size"``: (h, w) of the resized image the boxes refer to.
+    """
+    model.eval()
+    device = torch.device(device)
+    out: dict[int, dict[str, Tensor]] = {}
+    for images, targets, indices in tqdm(data_loader, desc=desc, disable=not is_main_process(),
+                                         dynamic_ncols=True, mininterval=1.0):
+        images, targets = move_to_device(images, device), move_to_device(targets, device)
+        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp and device.type == "cuda"):
+            outputs = model(images, targets)
+        for idx, size, o in zip(indices, images.image_sizes, outputs):
+            o = {k: (v.float() if v.is_floating_point() else v).cpu() if isinstance(v, Tensor) else v
+                 for k, v in o.items()}
+            o["image_size"] = tuple(int(s) for s in size)
+            out[int(idx)] = o
+    return out
+
+
+def gather_predictions(local: dict[int, Any]) -> dict[int, Any]:
+    """Merge every rank's ``{index: prediction}`` (a no-op in a single process)."""
+    merged: dict[int, Any] = {}
+    for part in all_gather(local):
+        merged.update(part)
+    return dict(sorted(merged.items()))
+
+
+def rescale_boxes(boxes: Tensor | np.ndarray, from_hw: tuple[int, int], to_hw: tuple[int, int]):
+    """xyxy boxes [n, 4] (or [..., 4]) from an image of size ``from_hw`` to one of ``to_hw``."""
+    sy, sx = to_hw[0] / from_hw[0], to_hw[1] / from_hw[1]
+    scale = [sx, sy, sx, sy]
+    if isinstance(boxes, Tensor):
+        return boxes * boxes.new_tensor(scale)
+    return np.asarray(boxes, np.float32) * np.asarray(scale, np.float32)
+
+
+def detections_to_original(pred: dict[str, Tensor], orig_hw: tuple[int, int]) -> dict[str, np.ndarray]:
+    """A detection dict in resized pixels -> numpy ``{boxes float32 [n, 4], labels int64,
+    scores float32}`` in the original image's pixels (the evaluator's format)."""
+    boxes = rescale_boxes(pred["boxes"].float(), pred["image_size"], orig_hw)
+    return {"boxes": boxes.numpy().astype(np.float32), "labels": pred["labels"].numpy().astype(np.int64),
+            "scores": pred["scores"].float().numpy().astype(np.float32)}
+
+
+def evaluate_detector(model: nn.Module, data_loader, device: torch.device, *, amp: bool = False,
+                      output_file: Optional[str] = None) -> dict[str, Any]:
+    """Detection mAP@0.5 and COCO AP of ``model`` on ``data_loader.dataset`` (in original pixels).
+
+    Returns the evaluator's dict (``"mAP@0.5"``, ``"AP"``, ``"AP50"``, ..., ``"per_class_AP50"``)
+    on every rank. ``output_file``: also save the detections (original pixels) there: a list of
+    ``{"index", "boxes", "labels", "scores"}`` (rank 0, torch.save, weights_only-loadable).
+    """
+    from maskrcnn_benchmark.data.datasets.evaluation.vg.detection_eval import evaluate_detections
+
+    t0 = time.perf_counter()
+    preds = gather_predictions(compute_on_dataset(model, data_loader, device, amp=amp, desc="detector eval"))
+    results: dict[str, Any] = {}
+    if is_main_process():
+        ds = data_loader.dataset
+        gts, dets = [], []
+        for idx, pred in preds.items():
+            info = ds.get_img_info(idx)
+            gts.append(ds.get_groundtruth(idx))
+            dets.append(detections_to_original(pred, (info["height"], info["width"])))
+        results = evaluate_detections(gts, dets, len(ds.ind_to_classes), class_names=ds.ind_to_classes)
+        if output_file:
+            torch.save([{"index": idx, **{k: torch.from_numpy(v) for k, v in d.items()}}
+                        for idx, d in zip(preds, dets)], output_file)
+        logger.info("detector evaluation on %d images (%.1fs): mAP@0.5 %s, AP %s", len(dets),
+                    time.perf_counter() - t0, _fmt(results.get("mAP@0.5")), _fmt(results.get("AP")))
+    synchronize()
+    return all_gather(results)[0]
+
+
+def _fmt(v: Optional[float]) -> str:
+    return "n/a" if v is None else f"{v:.4f}"

@@ -1,0 +1,149 @@
+"""The training loop and its hooks, on a toy model and on a tiny detector."""
+import os
+
+import pytest
+import torch
+from torch import nn
+
+from maskrcnn_benchmark.config import load_config
+from maskrcnn_benchmark.engine import EvalHook, HookBase, NonFiniteLossError, Trainer
+from maskrcnn_benchmark.engine.defaults import do_train
+from maskrcnn_benchmark.engine.hooks import BestCheckpointer, TensorBoardWriter
+from maskrcnn_benchmark.utils.checkpoint import Checkpointer
+
+
+class Toy(nn.Module):
+    """Regression with a random (RNG-dependent) dropout mask; fails on purpose at ``nan_at``."""
+
+    def __init__(self, nan_at=None):
+        super().__init__()
+        self.lin = nn.Linear(4, 2)
+        self.nan_at = nan_at
+        self.calls = 0
+
+    def forward(self, x, targets):
+        self.calls += 1
+        keep = (torch.rand(x.shape[0]) > 0.2).float()[:, None]
+        err = (self.lin(x) - targets["y"]).pow(2) * keep
+        loss_a = err[:, 0].mean()
+        if self.calls == self.nan_at:
+            loss_a = loss_a * float("nan")
+        return {"loss_a": loss_a, "loss_b": err[:, 1].mean()}
+
+
+def batch(i):
+    g = torch.Generator().manual_seed(i)
+    x = torch.randn(8, 4, generator=g)
+    return x, {"y": x[:, :2] * 2 + 1}, tuple(range(8))
+
+
+def loader(start, stop):
+    return (batch(i) for i in range(start, stop))
+
+
+def cfg_for(tmp_path, **kv):
+    opts = ["OUTPUT_DIR", str(tmp_path), "MODEL.DEVICE", "cpu", "SOLVER.BASE_LR", 0.05, "SOLVER.MAX_ITER", 8,
+            "SOLVER.CHECKPOINT_PERIOD", 2, "SOLVER.STEPS", (5,), "SOLVER.WARMUP_ITERS", 2, "LOG_PERIOD", 2]
+    for k, v in kv.items():
+        opts += [k.replace("__", "."), v]
+    return load_config(None, opts)
+
+
+def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path):
+    cfg = cfg_for(tmp_path / "straight")
+    torch.manual_seed(0)
+    straight = Toy()
+    do_train(cfg, straight, torch.device("cpu"), lambda s: loader(s, 8))
+
+    cfg = cfg_for(tmp_path / "killed")
+    torch.manual_seed(0)
+
+    def dies_at_5(start):
+        for i in range(start, 8):
+            if i == 5:
+                raise KeyboardInterrupt  # the job is killed during iteration 6
+            yield batch(i)
+    with pytest.raises(KeyboardInterrupt):
+        do_train(cfg, Toy(), torch.device("cpu"), dies_at_5)
+    assert (tmp_path / "killed" / "last_checkpoint").read_text() == "model_0000004.pth"
+    assert not (tmp_path / "killed" / "model_final.pth").exists()
+    torch.manual_seed(123)  # a new process: other RNG state, fresh weights
+    resumed = Toy()
+    trainer = do_train(cfg, resumed, torch.device("cpu"), lambda s: loader(s, 8))
+    assert trainer.start_iter == 4 and trainer.iter == 8 and trainer.completed
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert (tmp_path / "killed" / "last_checkpoint").read_text() == "model_final.pth"
+
+
+def test_nonfinite_loss_stops_and_saves_nothing_new(tmp_path):
+    cfg = cfg_for(tmp_path)
+    with pytest.raises(NonFiniteLossError, match=r"iteration 3: loss_a=nan, loss_b=[0-9.]+") as e:
+        do_train(cfg, Toy(nan_at=3), torch.device("cpu"), lambda s: loader(s, 8))
+    assert "nothing was saved" in str(e.value)
+    assert sorted(f for f in os.listdir(tmp_path) if f.endswith(".pth")) == ["model_0000002.pth"]
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000002.pth"
+
+
+def test_nonfinite_loss_can_skip_the_batch(tmp_path):
+    cfg = cfg_for(tmp_path, SOLVER__SKIP_NONFINITE_LOSS=True)
+    model = Toy(nan_at=3)
+    trainer = do_train(cfg, model, torch.device("cpu"), lambda s: loader(s, 8))
+    assert trainer.completed and trainer.skipped == 1
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+    assert (tmp_path / "model_final.pth").exists()
+
+
+def test_gradient_clipping_bounds_the_update():
+    model = Toy()
+    before = model.lin.weight.detach().clone()
+    opt = torch.optim.SGD(model.parameters(), lr=1.0)
+    trainer = Trainer(model, opt, max_iter=1, grad_clip=1e-3)
+    trainer.train(loader(0, 1))
+    assert trainer.storage.latest()["grad_norm"][0] > 1e-3
+    assert (model.lin.weight - before).norm() <= 1e-3 + 1e-6  # lr 1 x clipped global norm
+
+
+def test_short_loader_fails_clearly():
+    trainer = Trainer(Toy(), torch.optim.SGD(Toy().parameters(), lr=0.1), max_iter=5)
+    with pytest.raises(RuntimeError, match="ended after 2 batches; 5 were needed"):
+        trainer.train(loader(0, 2))
+
+
+def test_amp_is_cuda_only():
+    assert not Trainer(Toy(), torch.optim.SGD(Toy().parameters(), lr=0.1), max_iter=1, amp=True).amp
+
+
+def test_eval_best_checkpoint_and_tensorboard(tmp_path):
+    model = Toy()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    trainer = Trainer(model, opt, max_iter=7)
+    ckpt = Checkpointer(model, opt, save_dir=str(tmp_path))
+    scores = iter([0.1, 0.5, 0.3])
+    calls = []
+
+    def eval_fn():
+        calls.append(trainer.iter)
+        model.eval()
+        return {"mAP@0.5": next(scores), "per_class": {"cat": 0.2}, "note": "text is dropped"}
+
+    class ModeProbe(HookBase):
+        def before_step(self):
+            assert model.training  # EvalHook puts the model back in training mode
+
+    trainer.register_hooks([EvalHook(3, eval_fn), BestCheckpointer(ckpt, "val/mAP@0.5"),
+                            TensorBoardWriter(str(tmp_path / "tb"), period=2), ModeProbe()])
+    trainer.train(loader(0, 7))
+    assert calls == [3, 6, 7]
+    assert trainer.storage.latest()["val/per_class/cat"] == (0.2, 7)
+    best = torch.load(tmp_path / "model_best.pth", weights_only=True)
+    assert best["iteration"] == 6 and best["best_metric"] == {"val/mAP@0.5": 0.5}
+    assert not (tmp_path / "last_checkpoint").exists()  # model_best does not move last_checkpoint
+
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    acc = EventAccumulator(str(tmp_path / "tb"))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"loss", "loss_a", "loss_b", "lr", "val/mAP@0.5"} <= tags
+    assert [e.step for e in acc.Scalars("val/mAP@0.5")] == [3, 6, 7]
+    assert [e.value for e in acc.Scalars("val/mAP@0.5")] == pytest.approx([0.1, 0.5, 0.3])
