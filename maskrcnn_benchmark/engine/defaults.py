@@ -35,16 +35,16 @@ def default_argument_parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
-def default_setup(cfg, log_name: str = "log.txt") -> torch.device:
-    """Output folder, logger (file on rank 0), resolved config in ``OUTPUT_DIR/config.yaml``,
+def default_setup(cfg, log_name: str = "log.txt", config_name: str = "config.yaml") -> torch.device:
+    """Output folder, logger (file on rank 0), resolved config in ``OUTPUT_DIR/<config_name>``,
     seeding with ``SEED`` (+ rank); returns the device (``MODEL.DEVICE``, CPU fallback)."""
     rank = get_rank()
     if cfg.OUTPUT_DIR:
         os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
     setup_logger("maskrcnn_benchmark", cfg.OUTPUT_DIR, rank, filename=log_name)
     if cfg.OUTPUT_DIR and is_main_process():
-        save_config(cfg, os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
-        logger.info("resolved config written to %s", os.path.join(cfg.OUTPUT_DIR, "config.yaml"))
+        save_config(cfg, os.path.join(cfg.OUTPUT_DIR, config_name))
+        logger.info("resolved config written to %s", os.path.join(cfg.OUTPUT_DIR, config_name))
     seed_all(cfg.SEED, rank)
     device = resolve_device(cfg.MODEL.DEVICE)
     logger.info("torch %s, device %s, output %s", torch.__version__, device, cfg.OUTPUT_DIR)

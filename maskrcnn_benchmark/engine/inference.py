@@ -96,5 +96,41 @@ def evaluate_detector(model: nn.Module, data_loader, device: torch.device, *, am
     return all_gather(results)[0]
 
 
+SUMMARY_KEYS = ("mAP@0.5", "AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large", "AR100")
+
+
+def detection_summary(results: dict[str, Any]) -> dict[str, float]:
+    """The headline numbers of an ``evaluate_detections`` dict (no per-class entries, no None),
+    e.g. for TensorBoard."""
+    return {k: float(results[k]) for k in SUMMARY_KEYS if results.get(k) is not None}
+
+
+def run_detector_test(cfg, model: nn.Module, device: torch.device, splits: tuple[str, ...] = ("test",)
+                  ) -> dict[str, dict[str, Any]]:
+    """Evaluate on each split (``"val"``/``"test"``: DATASETS.VAL / TEST); on rank 0 writes
+    ``OUTPUT_DIR/inference/<dataset>/detection_metrics.json`` and ``detections.pth``."""
+    import json
+    import os
+
+    from maskrcnn_benchmark.data.build import dataset_args, make_data_loader
+
+    out = {}
+    for split in splits:
+        name = dataset_args(cfg, split)[0]
+        folder = os.path.join(cfg.OUTPUT_DIR, "inference", name) if cfg.OUTPUT_DIR else ""
+        if folder and is_main_process():
+            os.makedirs(folder, exist_ok=True)
+        loader = make_data_loader(cfg, split, is_train=False)
+        results = evaluate_detector(model, loader, device, amp=cfg.SOLVER.AMP,
+                                    output_file=os.path.join(folder, "detections.pth") if folder else None)
+        if folder and is_main_process():
+            with open(os.path.join(folder, "detection_metrics.json"), "w") as f:
+                json.dump(results, f, indent=1)
+        logger.info("%s (%s): mAP@0.5 %s  COCO AP %s  AR100 %s", name, split, _fmt(results.get("mAP@0.5")),
+                    _fmt(results.get("AP")), _fmt(results.get("AR100")))
+        out[split] = results
+    return out
+
+
 def _fmt(v: Optional[float]) -> str:
     return "n/a" if v is None else f"{v:.4f}"

@@ -79,8 +79,8 @@ class BoxRoIHeads(RoIHeads):
         if self.training:
             return super().forward(features, proposals, image_shapes, targets)
         fc7 = self.box_features(features, proposals, image_shapes)
-        class_logits, box_regression = self.box_predictor(fc7)
-        return self.detect(class_logits, box_regression, proposals, image_shapes), {}
+        class_logits, box_regression = self.box_predictor(fc7)  # float32 even under autocast
+        return self.detect(class_logits.float(), box_regression.float(), proposals, image_shapes), {}
 
     def detect(self, class_logits: Tensor, box_regression: Tensor, proposals: list[Tensor],
                image_shapes: list[tuple[int, int]]) -> list[dict[str, Tensor]]:
@@ -89,7 +89,7 @@ class BoxRoIHeads(RoIHeads):
         num_classes = class_logits.shape[-1]
         counts = [len(p) for p in proposals]
         all_boxes = self.box_coder.decode(box_regression, proposals).reshape(-1, num_classes, 4)
-        all_scores = F.softmax(class_logits.float(), -1)
+        all_scores = F.softmax(class_logits, -1)
         out = []
         for logits, boxes, scores, shape in zip(class_logits.split(counts), all_boxes.split(counts),
                                                 all_scores.split(counts), image_shapes):

@@ -1,0 +1,46 @@
+"""Evaluate a stage-1 detector: mAP@0.5 and COCO AP on val and/or test.
+
+    python tools/detector_pretest_net.py --config-file CONFIG [--splits val test] [--weight FILE] [KEY VALUE ...]
+
+Weights: --weight, else MODEL.WEIGHT, else OUTPUT_DIR/last_checkpoint. Metrics go to
+OUTPUT_DIR/inference/<dataset>/detection_metrics.json.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from maskrcnn_benchmark.config import load_config
+from maskrcnn_benchmark.engine.defaults import default_setup
+from maskrcnn_benchmark.engine.inference import run_detector_test
+from maskrcnn_benchmark.modeling.detector import build_detection_model
+from maskrcnn_benchmark.utils.checkpoint import Checkpointer
+
+logger = logging.getLogger("maskrcnn_benchmark")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config-file", default="", metavar="FILE")
+    p.add_argument("--splits", nargs="+", default=["test"], choices=["val", "test"])
+    p.add_argument("--weight", default="", help="checkpoint to evaluate (default: MODEL.WEIGHT, "
+                                                "else OUTPUT_DIR/last_checkpoint)")
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
+    args = p.parse_args(argv)
+    cfg = load_config(args.config_file, args.opts)
+    device = default_setup(cfg, log_name="test_log.txt", config_name="test_config.yaml")
+    model = build_detection_model(cfg, load_pretrained=False).to(device)
+    ckpt = Checkpointer(model, save_dir=cfg.OUTPUT_DIR)
+    weight = args.weight or cfg.MODEL.WEIGHT or ckpt.get_checkpoint_file()
+    if not weight:
+        logger.error("no weights: pass --weight FILE, set MODEL.WEIGHT, or train into OUTPUT_DIR (%s) first",
+                     cfg.OUTPUT_DIR)
+        return 2
+    ckpt.load(weight, model_only=True)
+    run_detector_test(cfg, model, device, tuple(args.splits))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

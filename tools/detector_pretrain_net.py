@@ -1,0 +1,39 @@
+"""Stage 1: train the VGG-16 Faster R-CNN detector (SGB's ``tools/detector_pretrain_net.py``).
+
+    python tools/detector_pretrain_net.py --config-file configs/e2e_relation_detector_VGG16_1x.yaml \\
+        [--no-resume] [--skip-test] [KEY VALUE ...]
+
+Rerunning the same command resumes from OUTPUT_DIR/last_checkpoint. Validation mAP@0.5 every
+SOLVER.VAL_PERIOD (``model_best.pth`` keeps the best); test mAP after training.
+"""
+from __future__ import annotations
+
+import sys
+
+from maskrcnn_benchmark.config import load_config
+from maskrcnn_benchmark.data.build import make_data_loader
+from maskrcnn_benchmark.engine.defaults import default_argument_parser, default_setup, do_train
+from maskrcnn_benchmark.engine.inference import detection_summary, evaluate_detector, run_detector_test
+from maskrcnn_benchmark.modeling.detector import build_detection_model
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = default_argument_parser(__doc__.splitlines()[0]).parse_args(argv)
+    cfg = load_config(args.config_file, args.opts)
+    device = default_setup(cfg)
+    model = build_detection_model(cfg).to(device)
+
+    eval_fn = None
+    if cfg.SOLVER.TO_VAL:
+        val_loader = make_data_loader(cfg, "val", is_train=False)
+        eval_fn = lambda: detection_summary(evaluate_detector(model, val_loader, device, amp=cfg.SOLVER.AMP))  # noqa: E731
+
+    trainer = do_train(cfg, model, device, lambda start: make_data_loader(cfg, "train", True, start),
+                       eval_fn=eval_fn, resume=not args.no_resume, best_metric="val/mAP@0.5")
+    if trainer.completed and not args.skip_test:
+        run_detector_test(cfg, model, device, ("test",))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
