@@ -87,3 +87,7 @@ def test_sharded_equals_one_plain_cocoeval():
     assert ours["mAP@0.5"] == pytest.approx(ev.stats[1], abs=1e-12)
     assert ours["AR100"] == pytest.approx(ev.stats[8], abs=1e-12)
     assert ours["AP_small"] == pytest.approx(ev.stats[3], abs=1e-12)
+    quick = evaluate_detections(gts, dets, 6, size_breakdown=False)
+    assert quick["AP_small"] is None and quick["AR_large"] is None
+    assert {k: quick[k] for k in ("AP", "AP50", "AP75", "AR1", "AR100", "per_class_AP50")} == \
+        {k: ours[k] for k in ("AP", "AP50", "AP75", "AR1", "AR100", "per_class_AP50")}

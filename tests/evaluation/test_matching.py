@@ -103,3 +103,33 @@ def test_bad_inputs_raise_clear_errors():
         match_image(gt, _pred(gt["boxes"], [1, 2], [[0, 5]], [[0, 1.0]]), "sgdet")
     with pytest.raises(ValueError, match="PredCls predictions must use the 2 GT boxes"):
         match_image(gt, _pred(gt["boxes"][:1], [1], [[0, 0]], [[0, 1.0]]), "predcls")
+
+
+@pytest.mark.parametrize("quantize", [False, True])
+def test_no_graph_prefilter_equals_brute_force_for_large_r(quantize):
+    rng = np.random.default_rng(5)
+    rel = rng.dirichlet(np.ones(8), size=700).astype(np.float32)
+    pair_scores = rng.uniform(0.1, 1, 700).astype(np.float32)
+    if quantize:  # many ties
+        rel = (np.round(rel * 8) / 8).astype(np.float32)
+        pair_scores = (np.round(pair_scores * 4) / 4).astype(np.float32)
+    flat = (pair_scores[:, None] * rel[:, 1:]).ravel()
+    brute = np.argsort(-flat, kind="stable")[:100]
+    pair_idx, pred = no_graph_candidates(rel, pair_scores)
+    assert pair_idx.tolist() == (brute // 7).tolist() and pred.tolist() == (brute % 7 + 1).tolist()
+
+
+def test_max_rank_only_hides_ranks_beyond_it():
+    boxes = np.array([[i * 20, 0, i * 20 + 10, 10] for i in range(30)], np.float32)
+    labels = np.arange(1, 31)
+    gt = _gt(boxes, labels, [[0, 1, 1], [2, 3, 1]])
+    pairs = [(i, j) for i in range(30) for j in range(30) if i != j]
+    pairs.remove((0, 1))
+    pairs.remove((2, 3))
+    pairs = [(2, 3)] + pairs[:150] + [(0, 1)] + pairs[150:]
+    rel = np.tile([0.0, 0.6, 0.4], (len(pairs), 1))
+    full = match_image(gt, _pred(boxes, labels, pairs, rel), "predcls")
+    cut = match_image(gt, _pred(boxes, labels, pairs, rel), "predcls", max_rank=100)
+    assert full.rank.tolist() == [151, 0] and cut.rank.tolist() == [NO_HIT, 0]
+    assert full.pair_rank.tolist() == cut.pair_rank.tolist() == [1, 0]  # A@K sees all GT pairs
+    assert full.ng_rank.tolist() == cut.ng_rank.tolist()

@@ -30,7 +30,7 @@ def _xywh(boxes: np.ndarray, plus_one: bool) -> np.ndarray:
 def evaluate_detections(gts: Sequence[Mapping[str, np.ndarray]],
                         preds: Sequence[Mapping[str, np.ndarray]], num_classes: int, *,
                         plus_one: bool = True, class_names: Sequence[str] | None = None,
-                        num_workers: int = 0) -> dict:
+                        num_workers: int = 0, size_breakdown: bool = True) -> dict:
     """COCO-style box AP of ``preds`` against ``gts`` (aligned lists, one entry per image).
 
     gts[i]: ``boxes`` [N, 4] xyxy, ``labels`` [N] in 1..num_classes-1.
@@ -38,7 +38,8 @@ def evaluate_detections(gts: Sequence[Mapping[str, np.ndarray]],
     Returns ``{"mAP@0.5", "AP", "AP50", "AP75", ..., "AR100", ..., "per_class_AP50": {name:
     AP or None}, "num_images", "num_gt_boxes", "num_detections"}`` (fractions; -1 from
     pycocotools becomes None). ``num_workers > 1`` evaluates category shards in forked processes
-    (same numbers).
+    (same numbers). ``size_breakdown=False`` skips pycocotools' small/medium/large area ranges
+    (their AP/AR become None; every other number is unchanged), about 4x faster.
     """
     if len(gts) != len(preds):
         raise ValueError(f"{len(gts)} ground-truth images but {len(preds)} detection results")
@@ -72,7 +73,7 @@ def evaluate_detections(gts: Sequence[Mapping[str, np.ndarray]],
         return out
     with contextlib.redirect_stdout(io.StringIO()):
         coco_dt = coco_gt.loadRes(np.concatenate(dets, 0))
-    coco_eval = _sharded_cocoeval(coco_gt, coco_dt, num_workers)
+    coco_eval = _sharded_cocoeval(coco_gt, coco_dt, num_workers, size_breakdown)
     with contextlib.redirect_stdout(io.StringIO()):
         coco_eval.summarize()
     stats = [float(s) if s >= 0 else None for s in coco_eval.stats]
@@ -91,6 +92,11 @@ def evaluate_detections(gts: Sequence[Mapping[str, np.ndarray]],
 _COCO: dict = {}  # set before forking workers
 
 
+def _set_areas(params, size_breakdown: bool) -> None:
+    if not size_breakdown:
+        params.areaRng, params.areaRngLbl = params.areaRng[:1], params.areaRngLbl[:1]  # "all"
+
+
 def _eval_shard(cat_ids: list[int]) -> dict:
     """pycocotools evaluate + accumulate for some categories, on the images that have them.
 
@@ -103,21 +109,24 @@ def _eval_shard(cat_ids: list[int]) -> dict:
                      | {i for c in cat_ids for i in coco_dt.catToImgs.get(c, [])})
     ev = COCOeval(coco_gt, coco_dt, "bbox")
     ev.params.catIds, ev.params.imgIds = list(cat_ids), img_ids or [-1]
+    _set_areas(ev.params, _COCO["size_breakdown"])
     with contextlib.redirect_stdout(io.StringIO()):
         ev.evaluate()
         ev.accumulate()
     return {k: ev.eval[k] for k in ("precision", "recall", "scores")}
 
 
-def _sharded_cocoeval(coco_gt: COCO, coco_dt: COCO, num_workers: int) -> COCOeval:
+def _sharded_cocoeval(coco_gt: COCO, coco_dt: COCO, num_workers: int,
+                      size_breakdown: bool) -> COCOeval:
     """A COCOeval whose ``eval`` holds every category's accumulated results, ready to summarize."""
     global _COCO
     final = COCOeval(coco_gt, coco_dt, "bbox")
     cats = sorted(coco_gt.getCatIds())
     final.params.catIds, final.params.imgIds = cats, sorted(coco_gt.getImgIds())
+    _set_areas(final.params, size_breakdown)
     shards = [cats[i::max(1, 4 * num_workers)] for i in range(max(1, 4 * num_workers))]
     shards = [s for s in shards if s]
-    _COCO = {"gt": coco_gt, "dt": coco_dt}
+    _COCO = {"gt": coco_gt, "dt": coco_dt, "size_breakdown": size_breakdown}
     try:
         if num_workers > 1 and "fork" in mp.get_all_start_methods():
             with mp.get_context("fork").Pool(num_workers) as pool:

@@ -70,30 +70,48 @@ def _first_true(hit: np.ndarray) -> np.ndarray:
     return np.where(hit.any(1), hit.argmax(1), NO_HIT).astype(np.int64)
 
 
+def _top_desc(values: np.ndarray, top: int) -> np.ndarray:
+    """Indices of the ``top`` largest values, best first, ties in index order (stable)."""
+    n = values.size
+    if n <= top:
+        return np.argsort(-values, kind="stable")
+    kth = np.partition(values, n - top)[n - top]
+    cand = np.flatnonzero(values >= kth)
+    return cand[np.argsort(-values[cand], kind="stable")][:top]
+
+
 def no_graph_candidates(rel_scores: np.ndarray, pair_scores: np.ndarray,
                         top: int = NG_TOP) -> tuple[np.ndarray, np.ndarray]:
     """Top ``top`` (pair, predicate) candidates by ``s_sub * s_obj * p(pred)``, background excluded.
 
-    rel_scores: [R, P]; pair_scores: [R] (s_sub * s_obj). Returns (pair index [T], predicate [T])
-    best first, T = min(top, R * (P - 1)). Ties are broken by pair rank, then predicate index
-    (SGB's ``np.argsort`` leaves tie order unspecified).
+    rel_scores: [R, P]; pair_scores: [R] (s_sub * s_obj >= 0). Returns (pair index [T],
+    predicate [T]) best first, T = min(top, R * (P - 1)). Ties are broken by pair rank, then
+    predicate index (SGB's unstable ``np.argsort`` leaves tie order unspecified).
+    Only pairs whose best candidate reaches the ``top``-th best pair can own a top candidate
+    (a pair below it is beaten by ``top`` candidates, one per better pair), so the candidates
+    are formed on those pairs only: exact, and cheap for any R.
     """
     fg = rel_scores[:, 1:]
-    flat = (pair_scores[:, None] * fg).ravel()
-    n = flat.size
-    if n > top:
-        kth = np.partition(flat, n - top)[n - top]
-        cand = np.flatnonzero(flat >= kth)
-        order = cand[np.argsort(-flat[cand], kind="stable")][:top]
+    if len(fg) > top:
+        best = pair_scores * fg.max(1)  # == max over predicates of the products (monotone rounding)
+        kth = np.partition(best, len(best) - top)[len(best) - top]
+        rows = np.flatnonzero(best >= kth)
     else:
-        order = np.argsort(-flat, kind="stable")
+        rows = np.arange(len(fg))
+    order = _top_desc((pair_scores[rows, None] * fg[rows]).ravel(), top)
     num_fg = fg.shape[1]
-    return order // num_fg, order % num_fg + 1
+    return rows[order // num_fg], order % num_fg + 1
+
+
+def _box_hit(obj_ok: np.ndarray, gs: np.ndarray, go: np.ndarray, ps: np.ndarray,
+             po: np.ndarray) -> np.ndarray:
+    """[M, R'] subject and object both match (class and IoU) for GT relations x predicted pairs."""
+    return obj_ok[gs[:, None], ps[None]] & obj_ok[go[:, None], po[None]]
 
 
 def match_image(gt: Mapping[str, np.ndarray], pred: Mapping[str, np.ndarray], mode: str,
                 iou_threshold: float = 0.5, zeroshot_keys: Optional[np.ndarray] = None,
-                ng_top: int = NG_TOP) -> ImageMatches:
+                ng_top: int = NG_TOP, max_rank: Optional[int] = None) -> ImageMatches:
     """Match one image's predictions to its ground truth (see the module docstring).
 
     gt: ``boxes`` [N, 4] xyxy, ``labels`` [N], ``relations`` [M, 3] (subject, object, predicate).
@@ -101,6 +119,8 @@ def match_image(gt: Mapping[str, np.ndarray], pred: Mapping[str, np.ndarray], mo
     first, ``rel_scores`` [R, P]. The given pair order is the ranking, as in SGB.
     In PredCls the predicted boxes, labels and scores are replaced by the GT boxes, GT labels and
     1.0, as SGB does. ``zeroshot_keys``: sorted :func:`triplet_keys` of zero-shot triplets.
+    ``max_rank``: graph-constrained hits at rank >= max_rank are reported as NO_HIT (they count
+    for no R@K with K <= max_rank), which saves work when R is large.
     """
     if mode not in MODES:
         raise ValueError(f"unknown evaluation mode {mode!r}; expected one of {MODES}")
@@ -145,23 +165,25 @@ def match_image(gt: Mapping[str, np.ndarray], pred: Mapping[str, np.ndarray], mo
 
     # [N_gt, N_pred]: same class and IoU >= threshold (computed once per image)
     obj_ok = (box_iou_sgb(gt_boxes, boxes) >= iou_threshold) & (gt_labels[:, None] == labels[None])
-    box_hit = obj_ok[gs[:, None], ps[None]] & obj_ok[go[:, None], po[None]]  # [M, R]
 
-    # graph constraint: one predicate per pair, the best non-background one
-    pred_pred = rel_scores[:, 1:].argmax(1) + 1
-    hit = box_hit & (gp[:, None] == pred_pred[None])
-    rank = _first_true(hit)
-
-    # A@K: predictions restricted to pairs that are GT pairs (by index), ranked among themselves
+    # graph constraint: one predicate per pair, the best non-background one. Only the first
+    # max_rank pairs can count for R@K, plus (A@K) every prediction on a GT pair.
+    limit = len(pairs) if max_rank is None else min(len(pairs), max_rank)
+    rows = np.arange(limit)
     if mode != "sgdet":
         base = max(boxes.shape[0], gt_boxes.shape[0]) + 1
         on_gt_pair = np.isin(ps * base + po, gs * base + go)
-        pair_rank = _first_true(hit[:, on_gt_pair])
+        rows = np.union1d(rows, np.flatnonzero(on_gt_pair))
+    pred_pred = rel_scores[rows, 1:].argmax(1) + 1
+    hit = _box_hit(obj_ok, gs, go, ps[rows], po[rows]) & (gp[:, None] == pred_pred[None])
+    rank = _first_true(hit[:, :limit])
+    if mode != "sgdet":  # A@K: predictions on GT pairs (by index), ranked among themselves
+        pair_rank = _first_true(hit[:, on_gt_pair[rows]])
     else:
         pair_rank = np.full(m, NO_HIT, np.int64)
 
     # no graph constraint: top ng_top (pair, predicate) by s_sub * s_obj * p(pred)
     cand_pair, cand_pred = no_graph_candidates(rel_scores, scores[ps] * scores[po], ng_top)
-    ng_hit = box_hit[:, cand_pair] & (gp[:, None] == cand_pred[None])
+    ng_hit = _box_hit(obj_ok, gs, go, ps[cand_pair], po[cand_pair]) & (gp[:, None] == cand_pred[None])
     ng_rank = _first_true(ng_hit)
     return ImageMatches(OK, gp, rank, ng_rank, pair_rank, zs)

@@ -34,17 +34,18 @@ _WORK: dict = {}  # set before forking workers, inherited by them (no pickling o
 
 def _match_range(bounds: tuple[int, int]) -> list[ImageMatches]:
     w = _WORK
-    return [match_image(w["gts"][i], w["preds"][i], w["mode"], w["iou"], w["zs"], w["ng_top"])
-            for i in range(*bounds)]
+    return [match_image(w["gts"][i], w["preds"][i], w["mode"], w["iou"], w["zs"], w["ng_top"],
+                        w["max_rank"]) for i in range(*bounds)]
 
 
 def match_all(groundtruths: Sequence[Mapping], predictions: Sequence[Mapping], mode: str,
               iou_threshold: float = 0.5, zeroshot_keys: Optional[np.ndarray] = None,
-              ng_top: int = NG_TOP, num_workers: int = 0) -> list[ImageMatches]:
+              ng_top: int = NG_TOP, num_workers: int = 0,
+              max_rank: Optional[int] = None) -> list[ImageMatches]:
     """:func:`match_image` for every image, in order; ``num_workers > 1`` forks worker processes."""
     global _WORK
     _WORK = dict(gts=groundtruths, preds=predictions, mode=mode, iou=iou_threshold,
-                 zs=zeroshot_keys, ng_top=ng_top)
+                 zs=zeroshot_keys, ng_top=ng_top, max_rank=max_rank)
     n = len(groundtruths)
     try:
         if num_workers <= 1 or n < 2 * num_workers or "fork" not in mp.get_all_start_methods():
@@ -128,7 +129,7 @@ def evaluate_relations(groundtruths: Sequence[Mapping[str, np.ndarray]],
         z = np.asarray(zeroshot_triplets, np.int64).reshape(-1, 3)
         zs_keys = np.unique(triplet_keys(z[:, 0], z[:, 1], z[:, 2]))
     matches = match_all([groundtruths[i] for i in keep], [predictions[i] for i in keep], mode,
-                        iou_threshold, zs_keys, ng_top, num_workers)
+                        iou_threshold, zs_keys, ng_top, num_workers, max(ks))
     ok = [mt for mt in matches if mt.status == OK]
     n_img = len(ok)
     sizes = np.array([len(mt.predicates) for mt in ok], np.int64)

@@ -58,7 +58,7 @@ def do_vg_evaluation(cfg, dataset, predictions: Sequence[Mapping[str, np.ndarray
 
     Reads MODEL.ROI_RELATION_HEAD.{USE_GT_BOX, USE_GT_OBJECT_LABEL, NUM_CLASSES} and
     TEST.RELATION.{IOU_THRESHOLD, MAX_BOXES, NUM_WORKERS}. In SGDet also evaluates the boxes
-    (mAP@0.5 and COCO AP). Logs the table; with ``output_folder`` writes ``results.json``,
+    (mAP@0.5 as SGB reports it, and COCO AP / AP75 / AR; no small/medium/large breakdown). Logs the table; with ``output_folder`` writes ``results.json``,
     ``results.txt`` and (``write_predictions``) ``predictions.pt``. Returns the results dict.
     """
     mode = eval_mode(cfg)
@@ -82,7 +82,8 @@ def do_vg_evaluation(cfg, dataset, predictions: Sequence[Mapping[str, np.ndarray
         keep = [i for i, g in enumerate(gts) if rel.MAX_BOXES <= 0 or len(g["labels"]) <= rel.MAX_BOXES]
         results["detection"] = evaluate_detections(
             [gts[i] for i in keep], [predictions[i] for i in keep], len(dataset.ind_to_classes),
-            class_names=dataset.ind_to_classes, num_workers=rel.NUM_WORKERS)
+            class_names=dataset.ind_to_classes, num_workers=rel.NUM_WORKERS,
+            size_breakdown=False)
     table = format_table(results)
     logger.info(table)
     image_ids = [dataset.get_img_info(i)["image_id"] for i in indices]
