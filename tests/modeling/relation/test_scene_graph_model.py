@@ -78,3 +78,24 @@ def test_gt_box_modes_need_targets_in_eval(make_cfg, stats):
     model = _model(make_cfg("predcls"), stats).eval()
     with pytest.raises(ValueError, match="targets"):
         model(_images())
+
+
+def test_saved_checkpoint_reevaluates_to_identical_predictions(tmp_path, make_cfg, make_batch, stats):
+    from maskrcnn_benchmark.utils.checkpoint import Checkpointer
+
+    cfg = make_cfg("sgcls")
+    model = _model(cfg, stats)
+    _, _, targets, _ = make_batch("sgcls")
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.05)
+    sum(model.train()(_images(), targets).values()).backward()
+    opt.step()  # weights (and BatchNorm statistics) differ from any fresh model
+    Checkpointer(model, save_dir=str(tmp_path)).save("model_best", iteration=1)
+    torch.manual_seed(123)
+    fresh = build_scene_graph_model(cfg)  # no statistics: the frequency bias comes from the file
+    Checkpointer(fresh, save_dir=str(tmp_path)).load(str(tmp_path / "model_best.pth"), model_only=True)
+    with torch.no_grad():
+        a = model.eval()(_images(), targets)
+        b = fresh.eval()(_images(), targets)
+    for ra, rb in zip(a, b):
+        for k in ra:
+            assert torch.equal(ra[k], rb[k]), k
