@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from typing import Mapping, Optional, Sequence
 
 import numpy as np
 
 from .detection_eval import evaluate_detections
-from .predictions_io import save_predictions
+from .predictions_io import load_predictions, save_predictions
 from .matching import triplet_keys
 from .report import format_table, save_results
 from .sgg_eval import evaluate_relations
@@ -26,19 +27,9 @@ def eval_mode(cfg) -> str:
     return "sgdet"
 
 
-def train_triplets(train_dataset, cache_file: Optional[str] = None) -> np.ndarray:
-    """Distinct (subject class, object class, predicate) of a training dataset -> int64[T, 3],
-    optionally cached in ``cache_file`` (.npy) keyed by nothing but the path: delete it when the
-    training data change."""
-    if cache_file and os.path.isfile(cache_file):
-        return np.load(cache_file)
-    triplets = relation_triplets(dataset_items(train_dataset))
-    if cache_file:
-        os.makedirs(os.path.dirname(os.path.abspath(cache_file)), exist_ok=True)
-        tmp = cache_file + ".tmp.npy"
-        np.save(tmp, triplets)
-        os.replace(tmp, cache_file)
-    return triplets
+def train_triplets(train_dataset) -> np.ndarray:
+    """Distinct (subject class, object class, predicate) of a training dataset -> int64[T, 3]."""
+    return relation_triplets(dataset_items(train_dataset))
 
 
 def zeroshot_from_train(train: np.ndarray, groundtruths: Sequence[Mapping]) -> np.ndarray:
@@ -53,25 +44,24 @@ def do_vg_evaluation(cfg, dataset, predictions: Sequence[Mapping[str, np.ndarray
                      output_folder: Optional[str] = None, *,
                      indices: Optional[Sequence[int]] = None,
                      zeroshot_triplets: Optional[np.ndarray] = None, dataset_name: str = "",
-                     checkpoint: str = "", write_predictions: bool = True) -> dict:
+                     checkpoint: str = "", write_predictions: bool = True,
+                     mode: Optional[str] = None) -> dict:
     """Evaluate ``predictions`` (aligned with ``indices``, default ``range(len(dataset))``).
 
-    Reads MODEL.ROI_RELATION_HEAD.{USE_GT_BOX, USE_GT_OBJECT_LABEL, NUM_CLASSES} and
+    Reads MODEL.ROI_RELATION_HEAD.{USE_GT_BOX, USE_GT_OBJECT_LABEL} and
     TEST.RELATION.{IOU_THRESHOLD, MAX_BOXES, NUM_WORKERS}. In SGDet also evaluates the boxes
     (mAP@0.5 as SGB reports it, and COCO AP / AP75 / AR; no small/medium/large breakdown). Logs the table; with ``output_folder`` writes ``results.json``,
     ``results.txt`` and (``write_predictions``) ``predictions.pt``. Returns the results dict.
+    ``mode`` overrides the config's mode (e.g. the mode a predictions file was made in).
     """
-    mode = eval_mode(cfg)
+    mode = mode or eval_mode(cfg)
     rel = cfg.TEST.RELATION
     indices = list(range(len(dataset))) if indices is None else list(indices)
     if len(indices) != len(predictions):
         raise ValueError(f"{len(predictions)} predictions for {len(indices)} images")
     gts = [dataset.get_groundtruth(i) for i in indices]
     names = list(dataset.ind_to_predicates)
-    num_predicates = cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES
-    if len(names) != num_predicates:
-        raise ValueError(f"dataset has {len(names)} predicate classes but "
-                         f"MODEL.ROI_RELATION_HEAD.NUM_CLASSES is {num_predicates}")
+    num_predicates = len(names)  # rel_scores of another width are refused by evaluate_relations
     groups, groups_file = find_predicate_groups(names, [getattr(dataset, "dict_file", "")])
     results = evaluate_relations(
         gts, predictions, mode, num_predicates, iou_threshold=rel.IOU_THRESHOLD,
@@ -98,3 +88,44 @@ def do_vg_evaluation(cfg, dataset, predictions: Sequence[Mapping[str, np.ndarray
                              indices=indices, image_ids=image_ids, checkpoint=checkpoint,
                              meta={"TOPK_TRIPLETS": int(rel.TOPK_TRIPLETS)})
     return {**meta, **results}
+
+
+def evaluate_predictions_file(cfg, predictions_file: str, dataset_name: str,
+                              output_folder: Optional[str] = None, zeroshot: bool = True) -> dict:
+    """Re-evaluate a saved ``predictions.pt`` on dataset ``dataset_name`` (``<prefix>_<split>``,
+    built with ``build_dataset`` under DATASETS.DATA_DIR). Zero-shot triplets come from
+    ``<prefix>_train``. Checks that the file's images are the dataset's."""
+    from maskrcnn_benchmark.config.paths_catalog import DatasetCatalog
+    from maskrcnn_benchmark.data.build import build_dataset
+
+    preds, info = load_predictions(predictions_file)
+    split = DatasetCatalog.get(dataset_name, cfg.DATASETS.DATA_DIR)["split"]
+    key = {"train": "TRAIN", "val": "VAL", "test": "TEST"}[split]
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.DATASETS[key] = (dataset_name,)
+    t0 = time.perf_counter()
+    dataset = build_dataset(cfg, split, is_train=False)
+    indices = info["indices"]
+    if indices and max(indices) >= len(dataset):
+        raise ValueError(f"{predictions_file} has predictions for dataset index {max(indices)} "
+                         f"but {dataset_name} has {len(dataset)} images (another dataset or "
+                         "DATASETS.NUM_IM?)")
+    ids = [dataset.get_img_info(i)["image_id"] for i in indices]
+    if ids != info["image_ids"]:
+        bad = next(j for j, (a, b) in enumerate(zip(ids, info["image_ids"])) if a != b)
+        raise ValueError(f"{predictions_file}: image {bad} (dataset index {indices[bad]}) has "
+                         f"image_id {info['image_ids'][bad]} in the file but {ids[bad]} in "
+                         f"{dataset_name}; the predictions were made on another dataset")
+    zs = None
+    if zeroshot:
+        prefix = dataset_name.rpartition("_")[0]
+        cfg.DATASETS.TRAIN = (f"{prefix}_train",)
+        train = train_triplets(build_dataset(cfg, "train", is_train=False))
+        zs = zeroshot_from_train(train, [dataset.get_groundtruth(i) for i in indices])
+    logger.info("loaded %d predictions (%s) and the ground truth in %.1fs", len(preds),
+                info["mode"], time.perf_counter() - t0)
+    return do_vg_evaluation(cfg, dataset, preds, output_folder, indices=indices,
+                            zeroshot_triplets=zs, dataset_name=dataset_name,
+                            checkpoint=info.get("checkpoint", ""), write_predictions=False,
+                            mode=info["mode"])
