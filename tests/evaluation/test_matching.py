@@ -132,4 +132,7 @@ def test_max_rank_only_hides_ranks_beyond_it():
     cut = match_image(gt, _pred(boxes, labels, pairs, rel), "predcls", max_rank=100)
     assert full.rank.tolist() == [151, 0] and cut.rank.tolist() == [NO_HIT, 0]
     assert full.pair_rank.tolist() == cut.pair_rank.tolist() == [1, 0]  # A@K sees all GT pairs
+    assert full.missing_gt_pairs == 0
+    short = match_image(gt, _pred(boxes, labels, pairs[:100], rel[:100]), "predcls")
+    assert short.missing_gt_pairs == 1 and short.pair_rank.tolist() == [NO_HIT, 0]
     assert full.ng_rank.tolist() == cut.ng_rank.tolist()

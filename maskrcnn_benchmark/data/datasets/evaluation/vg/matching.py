@@ -61,6 +61,7 @@ class ImageMatches(NamedTuple):
     ng_rank: np.ndarray  # int64[M] first hit among the top NG_TOP (pair, predicate) candidates
     pair_rank: np.ndarray  # int64[M] first hit among predictions on GT pairs (A@K); PredCls/SGCls
     zeroshot: np.ndarray  # bool[M] triplet absent from training
+    missing_gt_pairs: int = 0  # GT pairs (by index) without any prediction (PredCls/SGCls)
 
 
 def _first_true(hit: np.ndarray) -> np.ndarray:
@@ -172,7 +173,9 @@ def match_image(gt: Mapping[str, np.ndarray], pred: Mapping[str, np.ndarray], mo
     rows = np.arange(limit)
     if mode != "sgdet":
         base = max(boxes.shape[0], gt_boxes.shape[0]) + 1
-        on_gt_pair = np.isin(ps * base + po, gs * base + go)
+        gt_keys = np.unique(gs * base + go)
+        on_gt_pair = np.isin(ps * base + po, gt_keys)
+        missing = int(len(gt_keys) - np.isin(gt_keys, ps * base + po).sum())
         rows = np.union1d(rows, np.flatnonzero(on_gt_pair))
     pred_pred = rel_scores[rows, 1:].argmax(1) + 1
     hit = _box_hit(obj_ok, gs, go, ps[rows], po[rows]) & (gp[:, None] == pred_pred[None])
@@ -180,10 +183,10 @@ def match_image(gt: Mapping[str, np.ndarray], pred: Mapping[str, np.ndarray], mo
     if mode != "sgdet":  # A@K: predictions on GT pairs (by index), ranked among themselves
         pair_rank = _first_true(hit[:, on_gt_pair[rows]])
     else:
-        pair_rank = np.full(m, NO_HIT, np.int64)
+        pair_rank, missing = np.full(m, NO_HIT, np.int64), 0
 
     # no graph constraint: top ng_top (pair, predicate) by s_sub * s_obj * p(pred)
     cand_pair, cand_pred = no_graph_candidates(rel_scores, scores[ps] * scores[po], ng_top)
     ng_hit = _box_hit(obj_ok, gs, go, ps[cand_pair], po[cand_pair]) & (gp[:, None] == cand_pred[None])
     ng_rank = _first_true(ng_hit)
-    return ImageMatches(OK, gp, rank, ng_rank, pair_rank, zs)
+    return ImageMatches(OK, gp, rank, ng_rank, pair_rank, zs, missing)

@@ -48,13 +48,18 @@ def format_table(results: dict, print_per_predicate: bool = True) -> str:
         body = "; ".join(f"{g.upper()} mR@{k}: {_f(v.get(f'mR@{k}'))}" for g, v in groups.items())
         s += f"SGG eval: {body};  for mode={mode}, type=Long-tail Mean Recall.\n"
     s += _RULE + "\n"
-    s += (f"images: {c['images']} | evaluated: {c['evaluated']} | dropped (> "
-          f"{results['settings']['max_boxes']} GT boxes): {c['dropped_max_boxes']} | "
+    max_boxes = results["settings"]["max_boxes"]
+    dropped = f"dropped (> {max_boxes} GT boxes): {c['dropped_max_boxes']}" if max_boxes > 0 \
+        else "MAX_BOXES filter off"
+    s += (f"images: {c['images']} | evaluated: {c['evaluated']} | {dropped} | "
           f"without GT relations: {c['no_gt_relations']} | without predicted pairs (skipped, as "
           f"SGB): {c['no_predicted_pairs']}\n")
     s += (f"GT relations: {c['gt_relations']} | predicate classes absent from the evaluated GT "
           f"(count 0 in mR, as SGB): {c['num_absent_predicates']}")
     s += (": " + ", ".join(c["absent_predicates"]) if c["absent_predicates"] else "") + "\n"
+    if c.get("gt_pairs_without_prediction"):
+        s += (f"GT pairs without any kept prediction: {c['gt_pairs_without_prediction']} (A@K "
+              "counts them as misses; SGB keeps every pair)\n")
     if results["settings"].get("zeroshot"):
         s += (f"zero-shot GT relations: {c['zeroshot_relations']} in "
               f"{c['zeroshot_images']} images\n")

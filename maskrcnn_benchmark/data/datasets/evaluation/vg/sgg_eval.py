@@ -180,6 +180,8 @@ def evaluate_relations(groundtruths: Sequence[Mapping[str, np.ndarray]],
         "gt_relations": int(sizes.sum()),
         "zeroshot_relations": int(zs.sum()) if zs_keys is not None else None,
         "zeroshot_images": int(len(np.unique(img[zs]))) if zs_keys is not None else None,
+        "gt_pairs_without_prediction": sum(mt.missing_gt_pairs for mt in ok)
+        if mode != "sgdet" else None,
         "absent_predicates": absent,
         "num_absent_predicates": len(absent),
     }
