@@ -166,3 +166,25 @@ def test_errors_name_the_problem():
         evaluate_relations(gts, preds, "predcls", P + 1)
     with pytest.raises(ValueError, match="unknown evaluation mode"):
         _eval(gts, preds, mode="preddet")
+
+
+def test_train_triplets_from_a_dataset_and_cache(tmp_path):
+    from maskrcnn_benchmark.data.datasets.evaluation.vg import train_triplets, zeroshot_from_train
+
+    class _Data:
+        def __init__(self, gts):
+            self.gts = gts
+
+        def __len__(self):
+            return len(self.gts)
+
+        def get_groundtruth(self, i):
+            return self.gts[i]
+
+    gts, _ = _dataset()
+    cache = str(tmp_path / "cache" / "train_triplets.npy")
+    seen = train_triplets(_Data(gts), cache)
+    assert seen.tolist() == [[1, 2, 1], [2, 3, 2]]
+    assert train_triplets(_Data([]), cache).tolist() == seen.tolist()  # read back from the cache
+    test = [_image(3, [[0, 1, 1], [2, 0, 2]])]
+    assert zeroshot_from_train(seen, test).tolist() == [[3, 1, 2]]

@@ -27,9 +27,21 @@ def eval_mode(cfg) -> str:
     return "sgdet"
 
 
-def train_triplets(train_dataset) -> np.ndarray:
-    """Distinct (subject class, object class, predicate) of a training dataset -> int64[T, 3]."""
-    return relation_triplets(dataset_items(train_dataset))
+def train_triplets(train_dataset, cache_file: Optional[str] = None) -> np.ndarray:
+    """Distinct (subject class, object class, predicate) of a training dataset -> int64[T, 3].
+
+    ``cache_file`` (.npy): read if it exists, else written; it is keyed by nothing but its path,
+    so delete it when the training data change.
+    """
+    if cache_file and os.path.isfile(cache_file):
+        return np.load(cache_file)
+    triplets = relation_triplets(dataset_items(train_dataset))
+    if cache_file:
+        os.makedirs(os.path.dirname(os.path.abspath(cache_file)), exist_ok=True)
+        tmp = cache_file + ".tmp.npy"
+        np.save(tmp, triplets)
+        os.replace(tmp, cache_file)
+    return triplets
 
 
 def zeroshot_from_train(train: np.ndarray, groundtruths: Sequence[Mapping]) -> np.ndarray:
