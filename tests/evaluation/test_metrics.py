@@ -166,6 +166,8 @@ def test_errors_name_the_problem():
         evaluate_relations(gts, preds, "predcls", P + 1)
     with pytest.raises(ValueError, match="unknown evaluation mode"):
         _eval(gts, preds, mode="preddet")
+    with pytest.raises(ValueError, match=r"group 'tail' has ids \[4\] outside 1..3"):
+        _eval(gts, preds, predicate_groups={"tail": [3, 4]})
 
 
 def test_train_triplets_from_a_dataset_and_cache(tmp_path):

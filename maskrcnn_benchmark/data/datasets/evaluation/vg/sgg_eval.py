@@ -121,6 +121,11 @@ def evaluate_relations(groundtruths: Sequence[Mapping[str, np.ndarray]],
     if len(names) != num_predicates:
         raise ValueError(f"{len(names)} predicate names for {num_predicates} predicate classes")
     ks = tuple(int(k) for k in ks)
+    for group, ids in (predicate_groups or {}).items():
+        bad = [p for p in ids if not 1 <= p < num_predicates]
+        if bad:
+            raise ValueError(f"predicate group {group!r} has ids {bad} outside "
+                             f"1..{num_predicates - 1}")
 
     keep = [i for i, gt in enumerate(groundtruths)
             if max_boxes <= 0 or len(gt["labels"]) <= max_boxes]
