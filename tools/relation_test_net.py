@@ -1,0 +1,52 @@
+"""Evaluate a stage-2 scene-graph model (PredCls / SGCls / SGDet as the config's switches say).
+
+    python tools/relation_test_net.py --config-file CONFIG [--splits val test] [--weight FILE] [KEY VALUE ...]
+
+Weights: --weight, else MODEL.WEIGHT, else OUTPUT_DIR/model_best.pth (best val mR@50), else
+OUTPUT_DIR/last_checkpoint. Results (results.json, results.txt) and predictions.pt (original
+pixels, the evaluator's format) go to OUTPUT_DIR/inference/<dataset>/.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from maskrcnn_benchmark.config import load_config
+from maskrcnn_benchmark.engine.defaults import default_setup
+from maskrcnn_benchmark.engine.relation_inference import run_relation_test
+from maskrcnn_benchmark.modeling.detector.scene_graph import build_scene_graph_model
+from maskrcnn_benchmark.utils.checkpoint import Checkpointer
+
+logger = logging.getLogger("maskrcnn_benchmark")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--config-file", default="", metavar="FILE")
+    p.add_argument("--splits", nargs="+", default=["test"], choices=["val", "test"])
+    p.add_argument("--weight", default="", help="checkpoint to evaluate (default: MODEL.WEIGHT, else "
+                                                "OUTPUT_DIR/model_best.pth, else OUTPUT_DIR/last_checkpoint)")
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
+    args = p.parse_args(argv)
+    cfg = load_config(args.config_file, args.opts)
+    if not cfg.MODEL.RELATION_ON:
+        logger.error("MODEL.RELATION_ON is False: this evaluates relation models (use a relation config)")
+        return 2
+    device = default_setup(cfg, log_name="test_log.txt", config_name="test_config.yaml")
+    model = build_scene_graph_model(cfg).to(device)
+    ckpt = Checkpointer(model, save_dir=cfg.OUTPUT_DIR)
+    best = os.path.join(cfg.OUTPUT_DIR, "model_best.pth") if cfg.OUTPUT_DIR else ""
+    weight = args.weight or cfg.MODEL.WEIGHT or (best if os.path.isfile(best) else ckpt.get_checkpoint_file())
+    if not weight:
+        logger.error("no weights: pass --weight FILE, set MODEL.WEIGHT, or train into OUTPUT_DIR (%s) first",
+                     cfg.OUTPUT_DIR)
+        return 2
+    ckpt.load(weight, model_only=True)
+    run_relation_test(cfg, model, device, tuple(args.splits), checkpoint=weight)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
