@@ -348,7 +348,7 @@ class VGDataset(torch.utils.data.Dataset):
         order = torch.randperm(len(rels)).numpy()
         shuffled = rels[order]
         _, first = np.unique(shuffled[:, 0] * (1 << 20) + shuffled[:, 1], return_index=True)
-        return shuffled[np.sort(first)]
+        return rels[np.sort(order[first])]  # a random member of each pair, in file order
 
     def __getitem__(self, i: int):
         img = self._load_image(i)
