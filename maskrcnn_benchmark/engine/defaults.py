@@ -71,19 +71,22 @@ def build_train_hooks(cfg, checkpointer: Checkpointer, eval_fn: Optional[Callabl
 def do_train(cfg, model: nn.Module, device: torch.device, make_train_loader: Callable[[int], Iterable], *,
              eval_fn: Optional[Callable[[], dict]] = None, resume: bool = True,
              ignore_prefixes: Sequence[str] = (), best_metric: Optional[str] = None,
-             extra_hooks: Sequence[HookBase] = ()) -> Trainer:
+             extra_hooks: Sequence[HookBase] = (), checkpoint_extra: Optional[dict] = None) -> Trainer:
     """Train ``model`` (already on ``device``) as the config says, either stage.
 
     Resumes from ``OUTPUT_DIR/last_checkpoint`` when there is one (unless ``resume`` is False),
     else starts from MODEL.WEIGHT (model weights only) when set. ``make_train_loader(start_iter)``
     returns the iteration-based training loader; ``eval_fn()`` returns validation numbers.
+    ``checkpoint_extra``: entries written into every checkpoint (e.g.
+    ``engine.export.checkpoint_metadata(cfg, statistics)``, which makes relation checkpoints
+    self-contained for ``tools/sgg_infer.py``).
     Returns the trainer (``trainer.completed``, ``trainer.storage`` for the final numbers).
     """
     optimizer = make_optimizer(cfg, model)
     scheduler = make_lr_scheduler(cfg, optimizer)
     trainer = Trainer.from_config(cfg, model, optimizer, scheduler, device)
     checkpointer = Checkpointer(model, optimizer, scheduler, save_dir=cfg.OUTPUT_DIR,
-                                scaler=trainer.scaler, config=cfg)
+                                scaler=trainer.scaler, config=cfg, extra=checkpoint_extra)
     start_iter = checkpointer.resume_or_load(cfg.MODEL.WEIGHT, resume=resume, ignore_prefixes=ignore_prefixes)
     trainer.register_hooks(build_train_hooks(cfg, checkpointer, eval_fn, best_metric) + list(extra_hooks))
     if start_iter >= trainer.max_iter:

@@ -154,11 +154,13 @@ class Checkpointer:
         save_dir: the run's output folder ("" disables saving).
         save_to_disk: default: only on the main process.
         config: the resolved CfgNode, saved as YAML text in every checkpoint.
+        extra: entries added to every checkpoint (weights_only-loadable values), e.g. the
+            vocabularies and statistics of ``engine.export.checkpoint_metadata``.
     """
 
     def __init__(self, model: nn.Module, optimizer: Optional[torch.optim.Optimizer] = None,
                  scheduler: Any = None, *, save_dir: str = "", save_to_disk: Optional[bool] = None,
-                 scaler: Any = None, config: Any = None) -> None:
+                 scaler: Any = None, config: Any = None, extra: Optional[dict[str, Any]] = None) -> None:
         self.model = model
         self.optimizer = optimizer
         self.scheduler = scheduler
@@ -166,6 +168,7 @@ class Checkpointer:
         self.save_dir = save_dir
         self.save_to_disk = is_main_process() if save_to_disk is None else save_to_disk
         self.config = config
+        self.extra = dict(extra or {})
 
     def save(self, name: str, iteration: int, *, tag_last: bool = True, **extra: Any) -> Optional[str]:
         """Write ``<save_dir>/<name>.pth`` atomically and (if ``tag_last``) point
@@ -179,6 +182,7 @@ class Checkpointer:
                 data[key] = obj.state_dict()
         if self.config is not None:
             data["config"] = self.config.dump()
+        data.update(self.extra)
         data.update(extra)
         fname = f"{name}.pth"
         path = os.path.join(self.save_dir, fname)
