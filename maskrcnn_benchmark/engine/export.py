@@ -28,7 +28,8 @@ from typing import Any, Dict, Optional, Sequence, Tuple
 import torch
 from torch import Tensor
 
-from maskrcnn_benchmark.config import ConfigError, load_config
+from maskrcnn_benchmark.config import ConfigError, get_cfg, load_config
+from maskrcnn_benchmark.config.loader import merge_from_file, merge_from_list
 from maskrcnn_benchmark.utils.checkpoint import (CheckpointError, atomic_write, load_state_dict_checked,
                                                  read_checkpoint)
 
@@ -78,16 +79,21 @@ def checkpoint_metadata(cfg, statistics: Dict[str, Any], dataset: Any = None) ->
 def config_from_text(text: str, opts: Sequence[str] = (), source: str = "checkpoint"):
     """A frozen config from YAML text (a checkpoint's ``config``) plus ``KEY VALUE`` overrides,
     with the same strict checks as ``load_config``."""
+    cfg = get_cfg()
     fd, path = tempfile.mkstemp(suffix=".yaml", prefix="sgg_config_")
     try:
         with os.fdopen(fd, "w") as f:
             f.write(text)
         try:
-            return load_config(path, opts)
-        except ConfigError as e:
-            raise ConfigError(f"the config stored in {source}: {e}".replace(path, source)) from e
+            merge_from_file(cfg, path)
+        except (ConfigError, ValueError) as e:
+            raise ConfigError(f"the config stored in {source} does not fit this version of the code: "
+                              + str(e).replace(path, source)) from e
     finally:
         os.remove(path)
+    merge_from_list(cfg, list(opts))
+    cfg.freeze()
+    return cfg
 
 
 @dataclass
