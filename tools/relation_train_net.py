@@ -18,6 +18,7 @@ from maskrcnn_benchmark.config import load_config
 from maskrcnn_benchmark.data.build import dataset_args, make_data_loader
 from maskrcnn_benchmark.data.statistics import get_dataset_statistics
 from maskrcnn_benchmark.engine.defaults import default_argument_parser, default_setup, do_train
+from maskrcnn_benchmark.engine.export import checkpoint_metadata
 from maskrcnn_benchmark.engine.relation_inference import (evaluate_relation_model, load_pretrained_detector,
                                                           relation_summary, run_relation_test)
 from maskrcnn_benchmark.modeling.detector.scene_graph import build_scene_graph_model
@@ -34,7 +35,8 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("MODEL.RELATION_ON is False: this is the relation stage (use a relation config)")
         return 2
     device = default_setup(cfg)
-    model = build_scene_graph_model(cfg, statistics=get_dataset_statistics(cfg))
+    statistics = get_dataset_statistics(cfg)
+    model = build_scene_graph_model(cfg, statistics=statistics)
     load_pretrained_detector(model, cfg.MODEL.PRETRAINED_DETECTOR_CKPT)
     model.to(device)
 
@@ -46,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
             cfg, model, val_loader, device, dataset_name=val_name))
 
     trainer = do_train(cfg, model, device, lambda start: make_data_loader(cfg, "train", True, start),
-                       eval_fn=eval_fn, resume=not args.no_resume, best_metric=BEST_METRIC)
+                       eval_fn=eval_fn, resume=not args.no_resume, best_metric=BEST_METRIC,
+                       checkpoint_extra=checkpoint_metadata(cfg, statistics))  # self-contained for sgg_infer
     if not trainer.completed or args.skip_test:
         return 0
     best = os.path.join(cfg.OUTPUT_DIR, "model_best.pth")
