@@ -113,7 +113,8 @@ _C.INPUT.PIXEL_MEAN = [0.485, 0.456, 0.406]
 _C.INPUT.PIXEL_STD = [0.229, 0.224, 0.225]
 _C.INPUT.TO_BGR255 = False
 _C.INPUT.HORIZONTAL_FLIP_PROB_TRAIN = 0.5
-# Images whose longer side exceeds this (pixels, before resizing) are refused at inference.
+# tools/sgg_infer.py refuses images with more pixels than this (width x height, checked
+# before decoding) instead of exhausting memory; <= 0 disables the check.
 _C.INPUT.MAX_INPUT_PIXELS = 40_000_000
 
 # ---------------------------------------------------------------------------- #
