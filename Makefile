@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test data
+.PHONY: install test data detector
 
 install: $(STAMP)
 
@@ -24,3 +24,11 @@ test: install
 SYNTH_ARGS ?=
 data: install
 	$(PY) tools/make_synthvg.py --out datasets/synthvg $(SYNTH_ARGS)
+
+# Stage 1: the VGG-16 Faster R-CNN, validated every SOLVER.VAL_PERIOD, tested at the end.
+# Rerunning resumes. CONFIG picks the experiment, OPTS="KEY VALUE ..." adds overrides.
+#   make detector                                (VG150)
+#   make detector CONFIG=configs/synthvg/detector_VGG16.yaml
+detector: CONFIG ?= configs/e2e_relation_detector_VGG16_1x.yaml
+detector: install
+	$(PY) tools/detector_pretrain_net.py --config-file $(CONFIG) $(OPTS)

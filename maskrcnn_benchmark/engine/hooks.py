@@ -4,6 +4,7 @@ from __future__ import annotations
 import datetime
 import logging
 import math
+import sys
 import time
 from typing import Any, Callable, Optional
 
@@ -170,18 +171,25 @@ class TensorBoardWriter(_Periodic):
 
 
 class ProgressBar(HookBase):
-    """tqdm bar over iterations with rate and ETA, showing the smoothed loss and lr."""
+    """tqdm bar over iterations with rate and ETA, showing the smoothed loss and lr. While it is
+    shown, console log lines are printed above it (not into it); without a terminal it redraws
+    every 30 s only."""
 
     def __init__(self, refresh: int = 1) -> None:
         self.refresh = max(1, int(refresh))
         self.bar = None
+        self._redirect = None
 
     def before_train(self) -> None:
         if is_main_process():
             from tqdm import tqdm
+            from tqdm.contrib.logging import logging_redirect_tqdm
             t = self.trainer
+            tty = sys.stderr.isatty()
             self.bar = tqdm(total=t.max_iter, initial=t.start_iter, desc="train", dynamic_ncols=True,
-                            mininterval=1.0)
+                            mininterval=1.0 if tty else 30.0)
+            self._redirect = logging_redirect_tqdm([logger])
+            self._redirect.__enter__()
 
     def after_step(self) -> None:
         if self.bar is None:
@@ -192,6 +200,9 @@ class ProgressBar(HookBase):
             self.bar.set_postfix(loss=f"{s.median('loss'):.3f}", lr=f"{s.latest()['lr'][0]:.2g}", refresh=False)
 
     def after_train(self) -> None:
+        if self._redirect is not None:
+            self._redirect.__exit__(None, None, None)
+            self._redirect = None
         if self.bar is not None:
             self.bar.close()
             self.bar = None
