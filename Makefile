@@ -32,3 +32,14 @@ data: install
 detector: CONFIG ?= configs/e2e_relation_detector_VGG16_1x.yaml
 detector: install
 	$(PY) tools/detector_pretrain_net.py --config-file $(CONFIG) $(OPTS)
+
+# Scene graphs for your own images (tools/sgg_infer.py; README "Inference on your own images"):
+# SGDet with the Align-Motifs model `make demo` trains, or any relation checkpoint.
+#   make infer IMAGES="photos/ more.jpg" [CHECKPOINT=FILE] [INFER_OUT=DIR] [INFER_ARGS="--boxes b.json --topk 20"] [OPTS="KEY VALUE"]
+.PHONY: infer
+infer: CHECKPOINT ?= demo_output/align_sgdet/model_best.pth
+infer: INFER_OUT ?= infer_output
+infer: install
+	@test -n "$(IMAGES)" || { echo 'usage: make infer IMAGES="DIR_OR_FILE ..." [CHECKPOINT=FILE] [INFER_OUT=DIR] [INFER_ARGS="..."]' >&2; exit 2; }
+	@test -f "$(CHECKPOINT)" || { echo "make infer: checkpoint $(CHECKPOINT) not found: run 'make demo' first (it trains it) or pass CHECKPOINT=path/to/model_best.pth" >&2; exit 2; }
+	$(PY) tools/sgg_infer.py --checkpoint "$(CHECKPOINT)" --output "$(INFER_OUT)" $(INFER_ARGS) --images $(IMAGES) $(OPTS)
