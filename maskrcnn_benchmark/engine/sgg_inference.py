@@ -237,7 +237,7 @@ def run_on_images(predictor: SceneGraphPredictor, entries: Sequence[ImageEntry],
         targets = [it["target"] for it in items] if predictor.mode != "sgdet" else None
         try:
             return list(zip(items, predictor.predict([it["image"] for it in items], targets)))
-        except (RuntimeError, ValueError) as e:
+        except Exception as e:  # noqa: BLE001 - recorded as the image's skip reason; the run goes on
             logger.debug("%s", traceback.format_exc())
             if predictor.device.type == "cuda":
                 torch.cuda.empty_cache()
