@@ -212,3 +212,9 @@ def test_boxes_file_checks_and_matching(tmp_path):
     assert matched[1].key == "x/p.png" and "matches 2 images" in matched[2]
     from maskrcnn_benchmark.engine.image_input import check_boxes
     assert "lies outside the 30x20 image" in check_boxes(matched[0], 30, 20)
+
+
+def test_overrides_right_after_images_are_not_taken_for_images(tmp_path):
+    args = TOOL.parse_args(["--checkpoint", "m.pth", "--images", "a.jpg", "photos", "MODEL.DEVICE", "cpu",
+                            "INPUT.MAX_INPUT_PIXELS", "5"])
+    assert args.images == ["a.jpg", "photos"] and args.opts == ["MODEL.DEVICE", "cpu", "INPUT.MAX_INPUT_PIXELS", "5"]
