@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test data detector
+.PHONY: install test data motifs detector
 
 install: $(STAMP)
 
@@ -24,6 +24,30 @@ test: install
 SYNTH_ARGS ?=
 data: install
 	$(PY) tools/make_synthvg.py --out datasets/synthvg $(SYNTH_ARGS)
+
+# Stage 2: Neural Motifs on the frozen stage-1 detector (MODEL.PRETRAINED_DETECTOR_CKPT), trained
+# with validation every SOLVER.VAL_PERIOD, then the best val-mR@50 checkpoint tested. Rerunning
+# resumes. MODE=predcls|sgcls|sgdet sets the two protocol switches and gives the config's
+# OUTPUT_DIR that suffix; without MODE the config decides. OPTS="KEY VALUE ..." adds overrides.
+#   make motifs                                  (VG150, PredCls)
+#   make motifs MODE=sgdet
+#   make motifs CONFIG=configs/synthvg/motifs_sgcls.yaml
+MODE ?=
+OPTS ?=
+SWITCHES_predcls := MODEL.ROI_RELATION_HEAD.USE_GT_BOX True MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL True
+SWITCHES_sgcls   := MODEL.ROI_RELATION_HEAD.USE_GT_BOX True MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False
+SWITCHES_sgdet   := MODEL.ROI_RELATION_HEAD.USE_GT_BOX False MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False
+motifs: CONFIG ?= configs/e2e_relation_VGG16_1x.yaml
+motifs: install
+	@case "$(MODE)" in ""|predcls|sgcls|sgdet) ;; \
+	  *) echo "MODE must be predcls, sgcls or sgdet (got '$(MODE)')" >&2; exit 2;; esac
+	@set -e; extra=""; \
+	if [ -n "$(MODE)" ]; then \
+	  out=$$($(PY) -c 'import re, sys; from maskrcnn_benchmark.config import load_config; print(re.sub(r"_(predcls|sgcls|sgdet)$$", "", load_config(sys.argv[1]).OUTPUT_DIR) + "_" + sys.argv[2])' $(CONFIG) $(MODE)); \
+	  extra="$(SWITCHES_$(MODE)) OUTPUT_DIR $$out"; \
+	fi; \
+	echo "$(PY) tools/relation_train_net.py --config-file $(CONFIG) $$extra $(OPTS)"; \
+	$(PY) tools/relation_train_net.py --config-file $(CONFIG) $$extra $(OPTS)
 
 # Stage 1: the VGG-16 Faster R-CNN, validated every SOLVER.VAL_PERIOD, tested at the end.
 # Rerunning resumes. CONFIG picks the experiment, OPTS="KEY VALUE ..." adds overrides.
