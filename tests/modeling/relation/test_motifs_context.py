@@ -15,8 +15,10 @@ def _context(mode, seed=0):
 
 def _inputs(counts=(4, 0, 3), seed=0):
     g = torch.Generator().manual_seed(seed)
-    boxes = [torch.cat([xy := torch.rand(n, 2, generator=g) * 50, xy + 5 + torch.rand(n, 2, generator=g) * 20], 1)
-             for n in counts]
+    boxes = []
+    for n in counts:
+        xy = torch.rand(n, 2, generator=g) * 50
+        boxes.append(torch.cat([xy, xy + 5 + torch.rand(n, 2, generator=g) * 20], 1))
     n = sum(counts)
     return (torch.randn(n, 6, generator=g), boxes, [(80, 100)] * len(counts),
             torch.randint(1, C, (n,), generator=g), torch.randn(n, C, generator=g))

@@ -72,8 +72,9 @@ def test_detect_sampling_caps_pairs_per_gt_relation():
                               num_sample_per_gt_rel=2)
     gt = _target(2, [[0, 1, 3]], boxes=torch.tensor([[0., 0., 10., 10.], [50., 50., 60., 60.]]),
                  labels=torch.tensor([2, 5]))
-    det = torch.cat([torch.tensor([[0., 0., 10., 10.]]).repeat(3, 1) + torch.tensor([0., 0., 0., 1.]) * torch.arange(3.)[:, None],
-                     torch.tensor([[50., 50., 60., 60.]]).repeat(3, 1)])
+    heads = torch.tensor([[0., 0., 10., 10.]]).repeat(3, 1)
+    heads[:, 3] += torch.arange(3.)  # three slightly different boxes on the subject
+    det = torch.cat([heads, torch.tensor([[50., 50., 60., 60.]]).repeat(3, 1)])
     _, (pairs,), (labels,) = sampler.detect_sample([det], [gt])
     assert (labels > 0).sum() == 2
 
