@@ -77,11 +77,15 @@ def _flatten(d: dict, prefix: str = ""):
 
 
 def merge_from_file(cfg: CfgNode, path: str) -> None:
-    """Merge a YAML file into ``cfg``; unknown keys and wrong types raise ConfigError."""
+    """Merge a YAML file (after its ``_BASE_`` file, if any) into ``cfg``; unknown keys and wrong
+    types raise ConfigError."""
     if not os.path.isfile(path):
         raise ConfigError(f"config file not found: {path}")
     with open(path) as f:
         loaded = CfgNode.load_cfg(f)
+    base = loaded.pop("_BASE_", None)
+    if base:  # detectron2-style inheritance, the base path relative to this file
+        merge_from_file(cfg, os.path.join(os.path.dirname(path), base))
     for key, value in _flatten(loaded):
         _merge(cfg, key, value, path)
 

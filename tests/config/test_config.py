@@ -62,3 +62,11 @@ def test_paths_catalog():
     assert DatasetCatalog.get("synthvg_test")["img_dir"] == "datasets/synthvg/VG_100K"
     with pytest.raises(KeyError, match="known datasets"):
         DatasetCatalog.get("coco_train")
+
+
+def test_base_file_is_merged_first(tmp_path):
+    (tmp_path / "base.yaml").write_text("SOLVER:\n  BASE_LR: 0.5\n  MAX_ITER: 10\n")
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "child.yaml").write_text("_BASE_: ../base.yaml\nSOLVER:\n  MAX_ITER: 20\n")
+    cfg = load_config(str(tmp_path / "sub" / "child.yaml"))
+    assert cfg.SOLVER.BASE_LR == 0.5 and cfg.SOLVER.MAX_ITER == 20
