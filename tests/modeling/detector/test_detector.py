@@ -139,3 +139,20 @@ def test_checkpoint_round_trip_gives_identical_detections(tiny_cfg, batch, tmp_p
     for da, db in zip(a, b):
         for k in da:
             assert torch.equal(da[k], db[k]), k
+
+
+def test_zero_width_boxes_at_the_border_do_not_break_training(tiny_cfg, batch):
+    from maskrcnn_benchmark.modeling.detector.generalized_rcnn import widen_thin_boxes
+
+    boxes = torch.tensor([[96.0, 10.0, 96.0, 30.0], [5.0, 7.0, 5.25, 7.0], [1.0, 2.0, 30.0, 40.0]])
+    out, n = widen_thin_boxes(boxes, (64, 96))
+    assert n == 2
+    torch.testing.assert_close(out, torch.tensor([[95.0, 10.0, 96.0, 30.0], [5.0, 7.0, 6.0, 8.0],
+                                                  [1.0, 2.0, 30.0, 40.0]]))
+    images, targets = batch
+    targets = [{"boxes": boxes, "labels": torch.tensor([1, 2, 3])}, targets[1]]
+    torch.manual_seed(0)
+    model = build_detection_model(tiny_cfg).train()
+    losses = model(images, targets)
+    assert all(torch.isfinite(v) for v in losses.values())
+    assert torch.equal(targets[0]["boxes"], boxes)  # the caller's targets are left alone
