@@ -17,6 +17,7 @@ from maskrcnn_benchmark.config import load_config
 from maskrcnn_benchmark.engine.defaults import default_setup
 from maskrcnn_benchmark.engine.relation_inference import run_relation_test
 from maskrcnn_benchmark.modeling.detector.scene_graph import build_scene_graph_model
+from maskrcnn_benchmark.modeling.roi_heads.relation_head.alignment import ALIGNMENT_STATE_PREFIX, inference_config
 from maskrcnn_benchmark.utils.checkpoint import Checkpointer
 
 logger = logging.getLogger("maskrcnn_benchmark")
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
                                                 "OUTPUT_DIR/model_best.pth, else OUTPUT_DIR/last_checkpoint)")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
     args = p.parse_args(argv)
-    cfg = load_config(args.config_file, args.opts)
+    cfg = inference_config(load_config(args.config_file, args.opts))  # no training-only alignment head
     if not cfg.MODEL.RELATION_ON:
         logger.error("MODEL.RELATION_ON is False: this evaluates relation models (use a relation config)")
         return 2
@@ -43,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("no weights: pass --weight FILE, set MODEL.WEIGHT, or train into OUTPUT_DIR (%s) first",
                      cfg.OUTPUT_DIR)
         return 2
-    ckpt.load(weight, model_only=True)
+    ckpt.load(weight, model_only=True, ignore_prefixes=(ALIGNMENT_STATE_PREFIX,))
     run_relation_test(cfg, model, device, tuple(args.splits), checkpoint=weight)
     return 0
 

@@ -154,6 +154,8 @@ def build_model_from_checkpoint(ckpt: SGGCheckpoint, mode: Optional[str] = None,
         opts: ``KEY VALUE`` overrides on top of the stored config (the mode switches are set last).
     """
     from maskrcnn_benchmark.modeling.detector.scene_graph import build_scene_graph_model
+    from maskrcnn_benchmark.modeling.roi_heads.relation_head.alignment import (ALIGNMENT_STATE_PREFIX,
+                                                                               inference_config)
 
     mode = mode or ckpt.trained_mode
     if mode not in _MODE_SWITCHES:
@@ -173,8 +175,9 @@ def build_model_from_checkpoint(ckpt: SGGCheckpoint, mode: Optional[str] = None,
         raise CheckpointError(f"checkpoint {ckpt.path} was trained in {ckpt.trained_mode} and has no object "
                               f"decoder: it cannot run in {mode}. Give object labels with the boxes (PredCls) "
                               "or use a model trained in SGCls / SGDet")
+    cfg = inference_config(cfg)  # the alignment's untied head is training-only
     model = build_scene_graph_model(cfg, statistics={"pred_dist": ckpt.statistics["pred_dist"]})
-    ignore = (_DECODER_PREFIX,) if mode == "predcls" else ()
+    ignore = (ALIGNMENT_STATE_PREFIX,) + ((_DECODER_PREFIX,) if mode == "predcls" else ())
     load_state_dict_checked(model, ckpt.state, ignore_prefixes=ignore, source=f"checkpoint {ckpt.path}")
     model.eval()
     return model, cfg

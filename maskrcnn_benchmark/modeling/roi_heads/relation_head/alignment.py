@@ -25,7 +25,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["AlignablePredictor", "RelationAlignment", "random_mask"]
+__all__ = ["ALIGNMENT_STATE_PREFIX", "AlignablePredictor", "RelationAlignment", "inference_config",
+           "random_mask"]
+
+# Where the untied head's weights sit in a scene-graph model's state dict: the inference model
+# (built by ``inference_config``) has no such keys, so loaders skip them.
+ALIGNMENT_STATE_PREFIX = "relation_head.predictor.alignment."
 
 
 class AlignablePredictor(Protocol):
@@ -124,3 +129,18 @@ class RelationAlignment(nn.Module):
             log_p_original = F.log_softmax(target_logits.detach().float(), dim=-1)
             loss = (log_p_mirror.exp() * (log_p_mirror - log_p_original)).sum(-1).mean()
         return {"loss_align": self.loss_weight * loss}
+
+
+def inference_config(cfg):
+    """``cfg`` with the alignment switched off: the model that is evaluated and exported.
+
+    The mirror runs only in training, so an Align-Motifs checkpoint loads into this model (skip
+    ``ALIGNMENT_STATE_PREFIX``) and predicts exactly what the training-time model predicts in eval.
+    """
+    if not cfg.MODEL.ROI_RELATION_HEAD.ALIGN.ENABLED:
+        return cfg
+    cfg = cfg.clone()
+    cfg.defrost()
+    cfg.MODEL.ROI_RELATION_HEAD.ALIGN.ENABLED = False
+    cfg.freeze()
+    return cfg

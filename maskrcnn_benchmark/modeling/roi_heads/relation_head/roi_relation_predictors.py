@@ -24,9 +24,9 @@ from torch import Tensor, nn
 from maskrcnn_benchmark.modeling.registry import ROI_RELATION_PREDICTOR
 
 from .model_motifs import FrequencyBias, LSTMContext
-from .utils_motifs import ObjectOrder
+from .utils_motifs import ObjectOrder, to_onehot
 
-__all__ = ["MotifPairContext", "MotifPredictor", "relation_mode"]
+__all__ = ["FrequencyPredictor", "MotifPairContext", "MotifPredictor", "relation_mode"]
 
 
 def relation_mode(cfg) -> str:
@@ -183,3 +183,43 @@ class MotifPredictor(nn.Module):
             losses.update(self.alignment(self, inputs=inputs, context=ctx, target_logits=rel_logits,
                                          labels=labels))
         return ctx_out.obj_dists, ctx_out.obj_preds, rel_logits, losses
+
+
+@ROI_RELATION_PREDICTOR.register("FrequencyPredictor")
+class FrequencyPredictor(nn.Module):
+    """The frequency-prior baseline (neural-motifs' "FREQ"): predicates from the class pair alone.
+
+    Object labels are the ground truth (PredCls), the detector box head's argmax over foreground
+    classes on the GT boxes (SGCls), or the detections' labels (SGDet); the relation logits are the frequency bias
+    initialised from the training statistics. Evaluated as it is built, without training; set
+    PREDICT_USE_VISION False so the head skips the union features it does not look at.
+    """
+
+    def __init__(self, *, num_obj_classes: int, num_rel_classes: int, mode: str,
+                 pred_dist: Optional[Tensor] = None):
+        super().__init__()
+        self.num_obj_classes, self.mode = num_obj_classes, mode
+        self.freq_bias = FrequencyBias(num_obj_classes, num_rel_classes, pred_dist)
+
+    @classmethod
+    def from_config(cls, cfg, *, obj_dim: int, union_dim: int,
+                    statistics: Optional[Dict[str, Tensor]] = None) -> "FrequencyPredictor":
+        pred_dist = statistics.get("pred_dist") if statistics is not None else None
+        return cls(num_obj_classes=cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES,
+                   num_rel_classes=cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES, mode=relation_mode(cfg),
+                   pred_dist=pred_dist)
+
+    def forward(self, roi_features: Tensor, union_features: Tensor, proposals: Sequence[Dict[str, Tensor]],
+                rel_pair_idxs: Sequence[Tensor], image_sizes: Sequence[Tuple[int, int]],
+                rel_labels: Optional[Sequence[Tensor]] = None
+                ) -> Tuple[Tensor, Tensor, Tensor, Dict[str, Tensor]]:
+        logits = _cat_field(proposals, "class_logits")
+        labels = _cat_field(proposals, "labels") if self.mode != "sgcls" else None
+        if labels is None:
+            labels = logits[:, 1:].argmax(1) + 1
+        if logits is None:
+            logits = to_onehot(labels, self.num_obj_classes)
+        offsets = [0, *accumulate(int(p["boxes"].shape[0]) for p in proposals)]
+        pair_idxs = torch.cat([p.to(labels.device).long() + off for p, off in zip(rel_pair_idxs, offsets)]) \
+            if rel_pair_idxs else torch.zeros(0, 2, dtype=torch.int64, device=labels.device)
+        return logits, labels, self.freq_bias.index_with_labels(labels[pair_idxs]), {}
