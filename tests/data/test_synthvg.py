@@ -152,3 +152,16 @@ def test_cli_skips_up_to_date_and_rejects_bad_args(tmp_path, capsys):
     assert main(["--out", out, "--image-size", "10"]) == 2
     with pytest.raises(SystemExit):
         main(["--num-train", "x"])
+
+
+def test_check_dataset_tool(synthvg_dir, tmp_path, capsys):
+    import runpy
+    tool = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "check_dataset.py")
+    main = runpy.run_path(tool)["main"]
+    opts = ["DATASETS.TRAIN", "('synthvg_train',)", "DATASETS.VAL", "('synthvg_val',)",
+            "DATASETS.TEST", "('synthvg_test',)", "DATASETS.NUM_VAL_IM", "8"]
+    assert main(["DATASETS.DATA_DIR", synthvg_dir[0]] + opts) == 0
+    out = capsys.readouterr().out
+    assert "synthvg_val: 8 images" in out and out.strip().endswith("ok")
+    assert main(["DATASETS.DATA_DIR", str(tmp_path)] + opts) == 1
+    assert "not found" in capsys.readouterr().err

@@ -38,8 +38,9 @@ and no ground object) plus groups of objects placed until the object budget is m
 - dogs stand, walk or lie on the ground, bench or bed (standing on / walking on / laying on),
   play with a ball in front of them with motion arcs (playing) or eat pizza with the head down
   (eating); horses stand or walk;
-- cars and buses are on the street: parked (parked on: grey headlight) or moving (on: lit
-  headlight and motion streaks); each has two wheels (car has wheel / wheel of car);
+- cars and buses are on the street: parked (parked on: empty, grey headlight) or moving (on:
+  a driver in the front window, lit headlight, motion streaks); each has two wheels (car has
+  wheel / wheel of car);
 - bikes are parked upright (parked on), lean tilted against a pole, tree or building (against,
   plus parked on) or are ridden (on);
 - buildings have 1-4 windows (has / of); a tree may have a bird inside its canopy (in), perched
@@ -54,7 +55,7 @@ and no ground object) plus groups of objects placed until the object budget is m
 Annotation bias (``vocab.P_ANNOTATE``, ``P_GENERIC``, ``P_DUPLICATE``), as VG's annotators: a true
 relation is written only with a probability depending on its kind (support 0.65, part 0.6,
 hold 0.85, wear 0.8, gaze 0.7, geometric 0.3, near 0.16); a specific predicate is written as its
-generic parent with probability 0.3-0.45 (sitting/standing/walking/laying/parked on, riding,
+generic parent with probability 0.3-0.35 (sitting/standing/walking/laying/parked on, riding,
 attached to, hanging from -> on; holding, wearing -> has; carrying, eating, playing -> with;
 looking at, against, behind, in front of, above, under -> near) and sometimes (8 %) twice, as
 both. The result is long-tailed (on, has, wearing, of, near hold most relations) and the

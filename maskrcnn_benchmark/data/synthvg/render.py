@@ -1,7 +1,7 @@
 """Pillow drawing of a SynthVG scene: cluttered background, then every object in layer order.
 
 Each class has its own shape, colour and texture; the states set by the world (pose, profile
-head, held-item arm, strap, parked/moving, leaning bike, chain, wings, in-grass, play arcs) are
+head, held-item arm, strap, parked/moving (driver, streaks), leaning bike, chain, wings, in-grass, play arcs) are
 drawn so that the specific predicates have a visible cue.
 """
 from __future__ import annotations
@@ -207,14 +207,19 @@ def _vehicle(d, o: Obj, rng, sc: Scene):
                         fill=BASE["window"])
         d.line([(x1, y1 + 0.6 * h), (x2, y1 + 0.6 * h)], fill=_dark(c), width=2)
     front = x2 - 0.03 * w if f > 0 else x1 + 0.03 * w
-    lamp = (255, 250, 120) if o.state["moving"] else (110, 110, 110)
+    moving = o.state["moving"]
+    lamp = (255, 250, 120) if moving else (110, 110, 110)
     d.ellipse([front - 3 * k, y1 + 0.5 * h - 3 * k, front + 3 * k, y1 + 0.5 * h + 3 * k], fill=lamp)
-    if o.state["moving"]:  # motion streaks behind
+    if moving:  # a driver behind the front window, motion streaks behind the vehicle
+        u = (0.6 if f > 0 else 0.4) if o.cls == "car" else (0.85 if f > 0 else 0.15)
+        hx, hy, r = x1 + u * w, y1 + (0.24 if o.cls == "car" else 0.3) * h, 0.1 * h
+        d.ellipse([hx - r, hy - r, hx + r, hy + r], fill=SKIN[int(rng.integers(len(SKIN)))])
+        d.chord([hx - r, hy - r, hx + r, hy + r], 180, 360, fill=(40, 25, 15))
         back = x1 if f > 0 else x2
         for j in range(3):
             yy = y1 + (0.45 + 0.15 * j) * h
-            d.line([(back - f * 4 * k, yy), (back - f * (14 + 6 * j) * k, yy)],
-                   fill=(250, 250, 250), width=max(1, int(1.5 * k)))
+            d.line([(back - f * 3 * k, yy), (back - f * (16 + 7 * j) * k, yy)],
+                   fill=(250, 250, 250), width=max(2, int(2 * k)))
 
 
 def _bike(d, o: Obj, rng):
@@ -318,7 +323,8 @@ def _furniture_or_item(d, o: Obj, rng, c, k):
     elif cls in ("sign", "lamp"):
         if o.state.get("chain"):
             for u in ((0.3, 0.7) if cls == "sign" else (0.5,)):
-                d.line([(x1 + u * w, y1 - 7 * k), (x1 + u * w, y1)], fill=(60, 60, 60), width=1)
+                d.line([(x1 + u * w, y1 - 7 * k), (x1 + u * w, y1)], fill=(40, 40, 40),
+                       width=max(2, int(1.5 * k)))
         if cls == "lamp":
             d.polygon([(x1 + 0.2 * w, y1), (x2 - 0.2 * w, y1), (x2, y1 + 0.4 * h),
                        (x1, y1 + 0.4 * h)], fill=(40, 40, 40))

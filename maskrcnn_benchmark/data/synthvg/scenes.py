@@ -219,17 +219,18 @@ def add_geometry(sc: Scene) -> None:
 
 
 def drop_hidden(sc: Scene, max_covered: float = 0.7, cell: int = 4) -> None:
-    """Remove objects whose box is covered more than ``max_covered`` by the boxes of objects
-    drawn after them (with their relations): an annotation must be visible."""
+    """Remove objects (with their relations) that are less than 60 % inside the image or whose
+    box is covered more than ``max_covered`` by the boxes of objects drawn after them: an
+    annotation must be visible."""
     gw, gh = -(-sc.W // cell), -(-sc.H // cell)
     covered = np.zeros((gh, gw), bool)
-    keep = [True] * len(sc.objs)
+    keep = [_inter(o.box, (0, 0, sc.W, sc.H)) >= 0.6 * _area(o.box) for o in sc.objs]
     for i in sorted(range(len(sc.objs)), key=lambda i: -sc.objs[i].layer):
         x1, y1, x2, y2 = (np.clip(sc.objs[i].box, 0, [sc.W, sc.H, sc.W, sc.H]) / cell).round()
         x1, y1 = min(int(x1), gw - 1), min(int(y1), gh - 1)
         x2, y2 = max(int(x2), x1 + 1), max(int(y2), y1 + 1)
         if sc.objs[i].role != "ground":
-            keep[i] = covered[y1:y2, x1:x2].mean() <= max_covered
+            keep[i] = keep[i] and covered[y1:y2, x1:x2].mean() <= max_covered
             covered[y1:y2, x1:x2] = True
     if all(keep):
         return

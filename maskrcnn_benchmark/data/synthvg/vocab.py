@@ -27,10 +27,10 @@ GENERIC = {
 # Probability that the generic replaces the specific predicate (always < 0.5, so that the
 # specific predicate stays the most likely label of its visual situation).
 P_GENERIC = {
-    "sitting on": 0.35, "standing on": 0.45, "walking on": 0.4, "laying on": 0.3,
-    "parked on": 0.45, "riding": 0.3, "attached to": 0.35, "hanging from": 0.3,
-    "holding": 0.4, "wearing": 0.3, "carrying": 0.3, "eating": 0.3, "playing": 0.3,
-    "looking at": 0.35, "against": 0.3, "behind": 0.3, "in front of": 0.4, "above": 0.35,
+    "sitting on": 0.3, "standing on": 0.35, "walking on": 0.35, "laying on": 0.3,
+    "parked on": 0.35, "riding": 0.3, "attached to": 0.35, "hanging from": 0.3,
+    "holding": 0.35, "wearing": 0.3, "carrying": 0.3, "eating": 0.3, "playing": 0.3,
+    "looking at": 0.35, "against": 0.3, "behind": 0.3, "in front of": 0.35, "above": 0.35,
     "under": 0.35,
 }
 # Probability that a true relation is annotated at all, by kind of relation.

@@ -95,10 +95,10 @@ class Scene:
         self.rels.append((s, o, pred, kind))
 
     def fits(self, box, roles=("free",), max_overlap: float = 0.35, ignore=()) -> bool:
-        """Inside the image (85 % of its area) and overlapping no object of ``roles`` (except
-        those in ``ignore``) by more than ``max_overlap`` of the smaller one."""
+        """Room for one more object, inside the image (85 % of its area) and overlapping no
+        object of ``roles`` (except ``ignore``) by more than ``max_overlap`` of the smaller."""
         a = _area(box)
-        if a <= 0 or _inter(box, (0, 0, self.W, self.H)) < 0.85 * a:
+        if self.room() <= 0 or a <= 0 or _inter(box, (0, 0, self.W, self.H)) < 0.85 * a:
             return False
         if box[2] - box[0] < 8 or box[3] - box[1] < 8:
             return False
