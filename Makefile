@@ -67,3 +67,10 @@ infer: install
 	@test -n "$(IMAGES)" || { echo 'usage: make infer IMAGES="DIR_OR_FILE ..." [CHECKPOINT=FILE] [INFER_OUT=DIR] [INFER_ARGS="..."]' >&2; exit 2; }
 	@test -f "$(CHECKPOINT)" || { echo "make infer: checkpoint $(CHECKPOINT) not found: run 'make demo' first (it trains it) or pass CHECKPOINT=path/to/model_best.pth" >&2; exit 2; }
 	$(PY) tools/sgg_infer.py --checkpoint "$(CHECKPOINT)" --output "$(INFER_OUT)" $(INFER_ARGS) --images $(IMAGES) $(OPTS)
+
+# The whole pipeline on SynthVG (tools/demo.py): data, detector, Motifs and Align-Motifs in
+# PredCls / SGCls / SGDet, the frequency baseline, demo_output/results.md and pictures.
+# Finished stages are reused; FORCE=1 redoes everything.
+.PHONY: demo
+demo: install
+	$(PY) tools/demo.py --out demo_output $(if $(filter 1 yes true,$(FORCE)),--force,) $(DEMO_ARGS)

@@ -1,0 +1,142 @@
+#!/usr/bin/env python
+"""The whole pipeline on SynthVG, on a laptop CPU (``make demo``, ``make reproduce``).
+
+    python tools/demo.py [--out demo_output] [--force] [--data-dir datasets] [--seeds N] [--ablation]
+        [KEY VALUE ...]
+
+generate SynthVG -> train the VGG-16 detector -> train Motifs and Align-Motifs in PredCls, SGCls
+and SGDet (one model per protocol) -> evaluate them and the frequency-prior baseline on the test
+split -> ``OUT/results.md`` (the paper's Table 2 layout), ``per_predicate_recall.png``,
+``training_curves.png``, ``scene_graphs/*.png`` and TensorBoard logs in every run folder.
+
+Finished stages (a run folder holding its test results) are reused unless --force. Each stage
+is the ordinary tool (tools/make_synthvg.py, tools/detector_pretrain_net.py,
+tools/relation_train_net.py) run as a child process, so every stage can be rerun by hand.
+Trailing ``KEY VALUE`` overrides go to every relation run.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from maskrcnn_benchmark.engine.report import MODE_NAMES, MODES, write_report  # noqa: E402
+
+DETECTOR_CONFIG = "configs/synthvg/detector_VGG16.yaml"
+RELATION_CONFIG = "configs/synthvg/motifs_{mode}.yaml"
+TEST_SET = "synthvg_test"
+ALIGN_ON = ["MODEL.ROI_RELATION_HEAD.ALIGN.ENABLED", "True"]
+VARIANTS = {"motifs": ("Motifs", []), "align": ("Align-Motifs", ALIGN_ON)}
+# The paper's Table 3 ablation, in PredCls: supervised alignment (SA) with the untied head, and
+# the self-supervised KL alignment (SSA) with the tied head (SSA + untied head = Align-Motifs).
+ABLATIONS = {"align_sa_uph": ("Motifs + SA + UPH", ALIGN_ON + ["MODEL.ROI_RELATION_HEAD.ALIGN.LOSS", "ce"]),
+             "align_ssa_ph": ("Motifs + SSA + PH", ALIGN_ON + ["MODEL.ROI_RELATION_HEAD.ALIGN.HEAD", "tied"])}
+SWITCHES = {"predcls": ("True", "True"), "sgcls": ("True", "False"), "sgdet": ("False", "False")}
+
+
+def mode_switches(mode: str) -> list[str]:
+    box, label = SWITCHES[mode]
+    return ["MODEL.ROI_RELATION_HEAD.USE_GT_BOX", box, "MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL", label]
+
+
+def run(cmd: list[str], what: str, timings: dict) -> None:
+    print(f"\n==> {what}\n    {' '.join(cmd)}", flush=True)
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT)
+    timings[what] = time.perf_counter() - t0
+    if proc.returncode != 0:
+        raise SystemExit(f"demo: '{what}' failed (exit {proc.returncode}); its log is in the folder named "
+                         "by OUTPUT_DIR above. Fix the cause and rerun `make demo`: finished stages are reused.")
+
+
+def fresh(path: str, force: bool) -> None:
+    if force and os.path.isdir(path):
+        shutil.rmtree(path)
+
+
+def frequency_baseline(mode: str, out_dir: str, detector: str, data_dir: str, opts: list[str]) -> None:
+    """Evaluate the frequency prior alone (FrequencyPredictor: no training, no image)."""
+    from maskrcnn_benchmark.config import load_config
+    from maskrcnn_benchmark.data.statistics import get_dataset_statistics
+    from maskrcnn_benchmark.engine.defaults import default_setup
+    from maskrcnn_benchmark.engine.relation_inference import load_pretrained_detector, run_relation_test
+    from maskrcnn_benchmark.modeling.detector.scene_graph import build_scene_graph_model
+
+    cfg = load_config(os.path.join(ROOT, RELATION_CONFIG.format(mode=mode)), opts + mode_switches(mode) + [
+        "MODEL.ROI_RELATION_HEAD.PREDICTOR", "FrequencyPredictor", "MODEL.ROI_RELATION_HEAD.PREDICT_USE_VISION",
+        "False", "OUTPUT_DIR", out_dir, "MODEL.PRETRAINED_DETECTOR_CKPT", detector, "DATASETS.DATA_DIR", data_dir])
+    device = default_setup(cfg, log_name="test_log.txt", config_name="test_config.yaml")
+    model = build_scene_graph_model(cfg, statistics=get_dataset_statistics(cfg))
+    load_pretrained_detector(model, detector)
+    run_relation_test(cfg, model.to(device), device, ("test",), checkpoint="frequency prior of the train split")
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--out", default="demo_output")
+    p.add_argument("--data-dir", default="datasets", help="DATASETS.DATA_DIR (SynthVG goes to DATA_DIR/synthvg)")
+    p.add_argument("--force", action="store_true", help="redo every stage, data included")
+    p.add_argument("--synth-args", default="", help="extra arguments for tools/make_synthvg.py")
+    p.add_argument("--seeds", type=int, default=1, help="runs per model (SEED 0..N-1); N > 1 reports mean ± std")
+    p.add_argument("--ablation", action="store_true", help="also the Table 3 ablation (SA vs SSA, tied vs untied head) in PredCls")
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides for the relation runs")
+    a = p.parse_args(argv)
+    out = os.path.abspath(a.out)
+    data_dir = os.path.abspath(a.data_dir)
+    os.makedirs(out, exist_ok=True)
+    py, t_start, timings = sys.executable, time.perf_counter(), {}
+    common = ["DATASETS.DATA_DIR", data_dir]
+
+    synth = [py, "tools/make_synthvg.py", "--out", os.path.join(data_dir, "synthvg"), *a.synth_args.split()]
+    run(synth + (["--force"] if a.force else []), "generate SynthVG", timings)
+
+    det_dir = os.path.join(out, "detector")
+    detector = os.path.join(det_dir, "model_final.pth")
+    fresh(det_dir, a.force)
+    if not os.path.isfile(detector):
+        run([py, "tools/detector_pretrain_net.py", "--config-file", DETECTOR_CONFIG, *common,
+             "OUTPUT_DIR", det_dir], "train the detector", timings)
+    else:
+        print(f"\n==> detector: reusing {detector}")
+
+    runs: dict = {}
+    seeds = list(range(a.seeds))
+    jobs = [(mode, variant, seed) for mode in MODES for variant in VARIANTS for seed in seeds]
+    if a.ablation:
+        jobs += [("predcls", v, seed) for v in ABLATIONS for seed in seeds]
+    for mode, variant, seed in jobs:
+        name, extra = {**VARIANTS, **ABLATIONS}[variant]
+        run_dir = os.path.join(out, f"{variant}_{mode}" + (f"_seed{seed}" if a.seeds > 1 else ""))
+        runs.setdefault((name, mode), []).append(run_dir)
+        fresh(run_dir, a.force)
+        if os.path.isfile(os.path.join(run_dir, "inference", TEST_SET, "results.json")):
+            print(f"\n==> {name} {MODE_NAMES[mode]} seed {seed}: reusing {run_dir}")
+            continue
+        run([py, "tools/relation_train_net.py", "--config-file", RELATION_CONFIG.format(mode=mode), *common,
+             *mode_switches(mode), *extra, "MODEL.PRETRAINED_DETECTOR_CKPT", detector, "OUTPUT_DIR", run_dir,
+             "SEED", str(seed), *a.opts], f"train and test {name} ({MODE_NAMES[mode]}, seed {seed})", timings)
+    for mode in MODES:
+        freq_dir = os.path.join(out, f"frequency_{mode}")
+        runs["Frequency prior", mode] = [freq_dir]
+        fresh(freq_dir, a.force)
+        if not os.path.isfile(os.path.join(freq_dir, "inference", TEST_SET, "results.json")):
+            t0 = time.perf_counter()
+            print(f"\n==> frequency baseline ({MODE_NAMES[mode]})", flush=True)
+            frequency_baseline(mode, freq_dir, detector, data_dir, list(a.opts))
+            timings[f"frequency baseline ({MODE_NAMES[mode]})"] = time.perf_counter() - t0
+
+    timings["total"] = time.perf_counter() - t_start
+    write_report(out, runs, os.path.join(data_dir, "synthvg"), TEST_SET, timings,
+                 command="make demo" if os.environ.get("MAKELEVEL") else " ".join(["python", *sys.argv]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
