@@ -45,6 +45,9 @@ def test_groundtruth_and_sample_in_image_pixels(vg_files, vg_image):
     ds = VGDataset("train", num_val_im=0, **files)
     gt = ds.get_groundtruth(0)
     np.testing.assert_allclose(gt["boxes"], np.array(boxes, np.float32) / 4)
+    over = VGDataset("train", num_val_im=0, **vg_files([vg_image(
+        10, boxes=((1000, 700, 1100, 800), (0, 0, 5, 5)), width=256, height=192)]))
+    assert over.get_groundtruth(0)["boxes"][0].tolist() == [250, 175, 256, 192]  # clipped
     assert gt["labels"].tolist() == [1, 2, 3]
     assert gt["relations"].tolist() == [[0, 1, 2], [2, 0, 3]]
     img, target, idx = ds[0]
@@ -174,6 +177,7 @@ def test_missing_image_file(vg_files, vg_image):
 
 @pytest.mark.parametrize("case, message", [
     (dict(boxes=((0, 0, 10, 10), (0, 900, 50, 1000))), "outside its image"),
+    (dict(boxes=((0, 0, 10, 10), (1024, 0, 1030, 10))), "outside its image"),  # at the edge
     (dict(boxes=((0, 0, 10, 10), (20, 20, 20, 40))), "empty or outside"),
     (dict(labels=(1, 7)), "object label 7 outside the vocabulary 1..3"),
     (dict(labels=(0, 1)), "object label 0 outside"),

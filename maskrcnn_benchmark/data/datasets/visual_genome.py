@@ -30,7 +30,6 @@ CORRUPTED_IMAGE_IDS = frozenset({1592, 1722, 4616, 4617})  # skipped like SGB do
 H5_KEYS = ("split", "img_to_first_box", "img_to_last_box", "img_to_first_rel",
            "img_to_last_rel", "labels", "boxes_1024", "relationships", "predicates")
 _SPLIT_FLAG = {"train": 0, "val": 0, "test": 2}
-_BOX_TOLERANCE = 2  # units of the 1024 scale a box may start past the image edge (rounding)
 _FIX = ("put SGB's VG150 files there (datasets/vg/README.md) or regenerate SynthVG with "
         "`make data`")
 
@@ -217,7 +216,10 @@ class VGDataset(torch.utils.data.Dataset):
                            f"{os.path.basename(self.image_file)} or is broken: {_FIX}")
 
     def _validate(self, index: np.ndarray) -> np.ndarray:
-        """Vectorised checks of the split's boxes, labels and relations; returns ``index``."""
+        """Vectorised checks of the split's boxes, labels and relations; returns ``index``.
+
+        A box must start inside its image (it may overhang the right / bottom border: it is
+        clipped there, as SGB does), so no box is empty after clipping."""
         b_start, b_count = self._spans(index, self._first_box, self._last_box,
                                        len(self._labels), "box")
         box_ids = _ranges(b_start, b_count)
@@ -232,8 +234,7 @@ class VGDataset(torch.utils.data.Dataset):
         w_1024 = self._width[box_rows] * BOX_SCALE / longest
         h_1024 = self._height[box_rows] * BOX_SCALE / longest
         bad = ((boxes[:, 0] < 0) | (boxes[:, 1] < 0) | (boxes[:, 2] <= boxes[:, 0])
-               | (boxes[:, 3] <= boxes[:, 1]) | (boxes[:, 0] > w_1024 + _BOX_TOLERANCE)
-               | (boxes[:, 1] > h_1024 + _BOX_TOLERANCE))
+               | (boxes[:, 3] <= boxes[:, 1]) | (boxes[:, 0] >= w_1024) | (boxes[:, 1] >= h_1024))
         if bad.any():
             i = np.nonzero(bad)[0][0]
             self._fail_at(box_rows[bad], f"box {boxes[i].tolist()} (x1, y1, x2, y2 on the "
