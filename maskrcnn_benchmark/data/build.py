@@ -11,7 +11,7 @@ from .collate_batch import BatchCollator
 from .datasets.visual_genome import VGDataset
 from .errors import DatasetError
 from .samplers import (DistributedSampler, GroupedBatchSampler, IterationBasedBatchSampler,
-                       aspect_ratio_groups)
+                       SeededBatchSampler, SeededDataset, aspect_ratio_groups)
 from .transforms import build_transforms
 
 _SPLIT_KEYS = {"train": "TRAIN", "val": "VAL", "test": "TEST"}
@@ -85,6 +85,9 @@ def make_data_loader(cfg, split: str = "train", is_train: bool = True,
     SOLVER.IMS_PER_BATCH / world-size images per rank. Test: TEST.IMS_PER_BATCH / world-size
     images, each rank a contiguous block of the split. Images are padded to
     DATALOADER.SIZE_DIVISIBILITY; DATALOADER.NUM_WORKERS worker processes (0: in-process).
+    Training samples are drawn with their own seeds (SeededBatchSampler), and the loader never
+    touches the global random generators, so a run resumed at ``start_iter`` gets exactly the
+    data (and model randomness) of an uninterrupted one, whatever NUM_WORKERS.
     """
     world, rank = get_world_size(), get_rank()
     dataset = build_dataset(cfg, split, is_train)
@@ -99,7 +102,13 @@ def make_data_loader(cfg, split: str = "train", is_train: bool = True,
         dataset, is_train, per_rank, num_iterations=cfg.SOLVER.MAX_ITER, start_iter=start_iter,
         seed=cfg.SEED, aspect_grouping=cfg.DATALOADER.ASPECT_RATIO_GROUPING,
         world_size=world, rank=rank)
+    if is_train:
+        batch_sampler = SeededBatchSampler(batch_sampler, cfg.SEED, rank)
+        dataset = SeededDataset(dataset)
     workers = cfg.DATALOADER.NUM_WORKERS
+    # own generator: iter(loader) draws the workers' base seed from it, not from torch's global one
+    generator = torch.Generator().manual_seed(int(cfg.SEED) + rank)
     return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=workers,
                       collate_fn=BatchCollator(cfg.DATALOADER.SIZE_DIVISIBILITY),
-                      pin_memory=torch.cuda.is_available(), persistent_workers=False)
+                      pin_memory=torch.cuda.is_available(), persistent_workers=False,
+                      generator=generator)
