@@ -3,6 +3,7 @@ fc6/fc7 (TwoMLPHead) and FastRCNNPredictor, plus what the relation stage needs: 
 and per-class boxes of every detection, and fc7 features of arbitrary boxes."""
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from typing import Optional, Union
 
@@ -12,6 +13,7 @@ from torch import Tensor
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.ops import MultiScaleRoIAlign, batched_nms, boxes as box_ops
+from torchvision.ops.poolers import initLevelMapper
 
 from maskrcnn_benchmark.config import ConfigError
 
@@ -21,6 +23,24 @@ _EXTRACTORS = ("VGG16FPN2MLPFeatureExtractor", "FPN2MLPFeatureExtractor")
 
 def _as_dict(features: Features) -> "OrderedDict[str, Tensor]":
     return OrderedDict([("0", features)]) if isinstance(features, Tensor) else features
+
+
+def fixed_scale_roi_align(scale: float, resolution: int, sampling_ratio: int) -> MultiScaleRoIAlign:
+    """torchvision's RoIAlign pooler on feature map "0" at ``scale`` (MODEL.ROI_BOX_HEAD.POOLER_SCALES).
+
+    Left alone, MultiScaleRoIAlign infers its scale once, from the first batch it sees (padded
+    feature size / largest unpadded image size, rounded to a power of 2): a first batch of small
+    or narrow images gives e.g. 1/8 instead of 1/16, and the model's output then depends on what
+    it saw first (a resumed or reloaded model differs from the one in memory).
+    """
+    level = round(-math.log2(scale))
+    if 2.0 ** -level != scale:
+        raise ConfigError(f"MODEL.ROI_BOX_HEAD.POOLER_SCALES ({scale},): the scale must be a power of 2 (0.0625)")
+    pool = MultiScaleRoIAlign(["0"], resolution, sampling_ratio)
+    pool.scales = [scale]
+    pool.map_levels = initLevelMapper(level, level, canonical_scale=pool.canonical_scale,
+                                      canonical_level=pool.canonical_level)
+    return pool
 
 
 class BoxRoIHeads(RoIHeads):
@@ -56,7 +76,7 @@ class BoxRoIHeads(RoIHeads):
             raise ConfigError(f"MODEL.ROI_BOX_HEAD.POOLER_SCALES {tuple(b.POOLER_SCALES)}: the VGG-16 "
                               "detector has one feature level; use (0.0625,)")
         res = b.POOLER_RESOLUTION
-        pool = MultiScaleRoIAlign(["0"], res, b.POOLER_SAMPLING_RATIO)
+        pool = fixed_scale_roi_align(float(b.POOLER_SCALES[0]), res, b.POOLER_SAMPLING_RATIO)
         return cls(box_roi_pool=pool,
                    box_head=TwoMLPHead(in_channels * res * res, b.MLP_HEAD_DIM),
                    box_predictor=FastRCNNPredictor(b.MLP_HEAD_DIM, b.NUM_CLASSES),
