@@ -2,6 +2,7 @@
 
     python tools/detector_pretest_net.py --config-file CONFIG [--splits val test] [--weight FILE] [KEY VALUE ...]
 
+Runs sharded under ``torchrun --nproc_per_node N`` (predictions gathered and evaluated on rank 0).
 Weights: --weight, else MODEL.WEIGHT, else OUTPUT_DIR/last_checkpoint. Metrics go to
 OUTPUT_DIR/inference/<dataset>/detection_metrics.json.
 """
@@ -12,7 +13,7 @@ import logging
 import sys
 
 from maskrcnn_benchmark.config import load_config
-from maskrcnn_benchmark.engine.defaults import default_setup
+from maskrcnn_benchmark.engine.defaults import dataset_vocabulary, default_setup
 from maskrcnn_benchmark.engine.inference import run_detector_test
 from maskrcnn_benchmark.modeling.detector import build_detection_model
 from maskrcnn_benchmark.utils.checkpoint import Checkpointer
@@ -37,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("no weights: pass --weight FILE, set MODEL.WEIGHT, or train into OUTPUT_DIR (%s) first",
                      cfg.OUTPUT_DIR)
         return 2
-    ckpt.load(weight, model_only=True)
+    ckpt.load(weight, model_only=True, vocabulary=dataset_vocabulary(cfg, args.splits[0]))
     run_detector_test(cfg, model, device, tuple(args.splits))
     return 0
 

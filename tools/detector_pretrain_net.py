@@ -4,17 +4,23 @@
         [--no-resume] [--skip-test] [KEY VALUE ...]
 
 Rerunning the same command resumes from OUTPUT_DIR/last_checkpoint. Validation mAP@0.5 every
-SOLVER.VAL_PERIOD (``model_best.pth`` keeps the best); test mAP after training.
+SOLVER.VAL_PERIOD (``model_best.pth`` keeps the best); test mAP after training. Several GPUs or
+machines: launch with ``torchrun --nproc_per_node N`` (README "Multi-GPU and multi-node").
 """
 from __future__ import annotations
 
+import logging
 import sys
 
 from maskrcnn_benchmark.config import load_config
 from maskrcnn_benchmark.data.build import make_data_loader
-from maskrcnn_benchmark.engine.defaults import default_argument_parser, default_setup, do_train
+from maskrcnn_benchmark.engine.defaults import (dataset_vocabulary, default_argument_parser, default_setup,
+                                                 do_train)
 from maskrcnn_benchmark.engine.inference import detection_summary, evaluate_detector, run_detector_test
+from maskrcnn_benchmark.engine.trainer import NonFiniteLossError
 from maskrcnn_benchmark.modeling.detector import build_detection_model
+
+logger = logging.getLogger("maskrcnn_benchmark")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,8 +34,14 @@ def main(argv: list[str] | None = None) -> int:
         val_loader = make_data_loader(cfg, "val", is_train=False)
         eval_fn = lambda: detection_summary(evaluate_detector(model, val_loader, device, amp=cfg.SOLVER.AMP))  # noqa: E731
 
-    trainer = do_train(cfg, model, device, lambda start: make_data_loader(cfg, "train", True, start),
-                       eval_fn=eval_fn, resume=not args.no_resume, best_metric="val/mAP@0.5")
+    vocabulary = {"obj_classes": dataset_vocabulary(cfg)["obj_classes"]}  # recorded, compared on loading
+    try:
+        trainer = do_train(cfg, model, device, lambda start: make_data_loader(cfg, "train", True, start),
+                           eval_fn=eval_fn, resume=not args.no_resume, best_metric="val/mAP@0.5",
+                           checkpoint_extra={"vocabulary": vocabulary})
+    except NonFiniteLossError as e:
+        logger.error("%s", e)
+        return 1
     if trainer.completed and not args.skip_test:
         run_detector_test(cfg, model, device, ("test",))
     return 0

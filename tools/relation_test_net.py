@@ -2,6 +2,7 @@
 
     python tools/relation_test_net.py --config-file CONFIG [--splits val test] [--weight FILE] [KEY VALUE ...]
 
+Runs sharded under ``torchrun --nproc_per_node N`` (predictions gathered and evaluated on rank 0).
 Weights: --weight, else MODEL.WEIGHT, else OUTPUT_DIR/model_best.pth (best val mR@50), else
 OUTPUT_DIR/last_checkpoint. Results (results.json, results.txt) and predictions.pt (original
 pixels, the evaluator's format) go to OUTPUT_DIR/inference/<dataset>/.
@@ -14,7 +15,7 @@ import os
 import sys
 
 from maskrcnn_benchmark.config import load_config
-from maskrcnn_benchmark.engine.defaults import default_setup
+from maskrcnn_benchmark.engine.defaults import dataset_vocabulary, default_setup
 from maskrcnn_benchmark.engine.relation_inference import run_relation_test
 from maskrcnn_benchmark.modeling.detector.scene_graph import build_scene_graph_model
 from maskrcnn_benchmark.modeling.roi_heads.relation_head.alignment import ALIGNMENT_STATE_PREFIX, inference_config
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         logger.error("no weights: pass --weight FILE, set MODEL.WEIGHT, or train into OUTPUT_DIR (%s) first",
                      cfg.OUTPUT_DIR)
         return 2
-    ckpt.load(weight, model_only=True, ignore_prefixes=(ALIGNMENT_STATE_PREFIX,))
+    ckpt.load(weight, model_only=True, ignore_prefixes=(ALIGNMENT_STATE_PREFIX,),
+              vocabulary=dataset_vocabulary(cfg, args.splits[0]))
     run_relation_test(cfg, model, device, tuple(args.splits), checkpoint=weight)
     return 0
 

@@ -6,7 +6,8 @@
 MODEL.PRETRAINED_DETECTOR_CKPT names the stage-1 checkpoint. PredCls / SGCls / SGDet via
 MODEL.ROI_RELATION_HEAD.USE_GT_BOX / USE_GT_OBJECT_LABEL. Rerunning the command resumes from
 OUTPUT_DIR/last_checkpoint. Validation every SOLVER.VAL_PERIOD; ``model_best.pth`` keeps the best
-val mR@50 (the paper's rule) and is the model tested at the end.
+val mR@50 (the paper's rule) and is the model tested at the end. Several GPUs or machines:
+launch with ``torchrun --nproc_per_node N`` (README "Multi-GPU and multi-node").
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from maskrcnn_benchmark.engine.defaults import default_argument_parser, default_
 from maskrcnn_benchmark.engine.export import checkpoint_metadata
 from maskrcnn_benchmark.engine.relation_inference import (evaluate_relation_model, load_pretrained_detector,
                                                           relation_summary, run_relation_test)
+from maskrcnn_benchmark.engine.trainer import NonFiniteLossError
 from maskrcnn_benchmark.modeling.detector.scene_graph import build_scene_graph_model
 from maskrcnn_benchmark.utils.checkpoint import Checkpointer
 
@@ -37,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     device = default_setup(cfg)
     statistics = get_dataset_statistics(cfg)
     model = build_scene_graph_model(cfg, statistics=statistics)
-    load_pretrained_detector(model, cfg.MODEL.PRETRAINED_DETECTOR_CKPT)
+    load_pretrained_detector(model, cfg.MODEL.PRETRAINED_DETECTOR_CKPT, obj_classes=statistics["obj_classes"])
     model.to(device)
 
     eval_fn = None
@@ -47,9 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         eval_fn = lambda: relation_summary(evaluate_relation_model(  # noqa: E731
             cfg, model, val_loader, device, dataset_name=val_name))
 
-    trainer = do_train(cfg, model, device, lambda start: make_data_loader(cfg, "train", True, start),
-                       eval_fn=eval_fn, resume=not args.no_resume, best_metric=BEST_METRIC,
-                       checkpoint_extra=checkpoint_metadata(cfg, statistics))  # self-contained for sgg_infer
+    try:
+        # find_unused_parameters: a rank whose images yield no pair leaves the union branch out of its loss
+        trainer = do_train(cfg, model, device, lambda start: make_data_loader(cfg, "train", True, start),
+                           eval_fn=eval_fn, resume=not args.no_resume, best_metric=BEST_METRIC,
+                           checkpoint_extra=checkpoint_metadata(cfg, statistics),  # self-contained for sgg_infer
+                           find_unused_parameters=True)
+    except NonFiniteLossError as e:
+        logger.error("%s", e)
+        return 1
     if not trainer.completed or args.skip_test:
         return 0
     best = os.path.join(cfg.OUTPUT_DIR, "model_best.pth")

@@ -13,7 +13,8 @@ from torch import nn
 from maskrcnn_benchmark.config import save_config
 from maskrcnn_benchmark.solver import make_lr_scheduler, make_optimizer
 from maskrcnn_benchmark.utils.checkpoint import Checkpointer
-from maskrcnn_benchmark.utils.comm import get_rank, is_main_process
+from maskrcnn_benchmark.utils.comm import (broadcast_buffers, get_local_rank, get_rank, get_world_size,
+                                          init_distributed, is_main_process, synchronize)
 from maskrcnn_benchmark.utils.logger import setup_logger
 from maskrcnn_benchmark.utils.miscellaneous import resolve_device, seed_all
 
@@ -36,8 +37,12 @@ def default_argument_parser(description: str) -> argparse.ArgumentParser:
 
 
 def default_setup(cfg, log_name: str = "log.txt", config_name: str = "config.yaml") -> torch.device:
-    """Output folder, logger (file on rank 0), resolved config in ``OUTPUT_DIR/<config_name>``,
-    seeding with ``SEED`` (+ rank); returns the device (``MODEL.DEVICE``, CPU fallback)."""
+    """Process group (under torchrun; NCCL on CUDA, gloo on CPU), output folder, logger (file on
+    rank 0), resolved config in ``OUTPUT_DIR/<config_name>`` (rank 0), seeding with ``SEED``
+    (+ rank); returns the device (``MODEL.DEVICE``, CPU fallback; ``cuda:LOCAL_RANK`` under
+    torchrun)."""
+    on_cuda = cfg.MODEL.DEVICE.startswith("cuda") and torch.cuda.is_available()
+    distributed = init_distributed("cuda" if on_cuda else "cpu")
     rank = get_rank()
     if cfg.OUTPUT_DIR:
         os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
@@ -47,8 +52,21 @@ def default_setup(cfg, log_name: str = "log.txt", config_name: str = "config.yam
         logger.info("resolved config written to %s", os.path.join(cfg.OUTPUT_DIR, config_name))
     seed_all(cfg.SEED, rank)
     device = resolve_device(cfg.MODEL.DEVICE)
-    logger.info("torch %s, device %s, output %s", torch.__version__, device, cfg.OUTPUT_DIR)
+    if distributed and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", get_local_rank())
+    logger.info("torch %s, device %s, %d process(es), output %s", torch.__version__, device,
+                get_world_size(), cfg.OUTPUT_DIR)
     return device
+
+
+def dataset_vocabulary(cfg, split: str = "train") -> dict[str, list[str]]:
+    """``{"obj_classes", "rel_classes"}`` of the DATASETS.<split> dataset's dictionary file (index 0
+    ``__background__``): what checkpoints record and loading compares (``utils.checkpoint``)."""
+    from maskrcnn_benchmark.data.build import dataset_args
+    from maskrcnn_benchmark.data.datasets.visual_genome import load_info
+
+    classes, predicates, _ = load_info(dataset_args(cfg, split)[1]["dict_file"])
+    return {"obj_classes": list(classes), "rel_classes": list(predicates)}
 
 
 def build_train_hooks(cfg, checkpointer: Checkpointer, eval_fn: Optional[Callable[[], dict]] = None,
@@ -71,7 +89,8 @@ def build_train_hooks(cfg, checkpointer: Checkpointer, eval_fn: Optional[Callabl
 def do_train(cfg, model: nn.Module, device: torch.device, make_train_loader: Callable[[int], Iterable], *,
              eval_fn: Optional[Callable[[], dict]] = None, resume: bool = True,
              ignore_prefixes: Sequence[str] = (), best_metric: Optional[str] = None,
-             extra_hooks: Sequence[HookBase] = (), checkpoint_extra: Optional[dict] = None) -> Trainer:
+             extra_hooks: Sequence[HookBase] = (), checkpoint_extra: Optional[dict] = None,
+             find_unused_parameters: bool = False) -> Trainer:
     """Train ``model`` (already on ``device``) as the config says, either stage.
 
     Resumes from ``OUTPUT_DIR/last_checkpoint`` when there is one (unless ``resume`` is False),
@@ -80,6 +99,11 @@ def do_train(cfg, model: nn.Module, device: torch.device, make_train_loader: Cal
     ``checkpoint_extra``: entries written into every checkpoint (e.g.
     ``engine.export.checkpoint_metadata(cfg, statistics)``, which makes relation checkpoints
     self-contained for ``tools/sgg_infer.py``).
+    Under torchrun the model is wrapped in DistributedDataParallel for training (each rank one
+    shard of every global batch; gradients averaged); ``find_unused_parameters``: set it when a
+    batch may leave trainable parameters out of the loss (the relation head on images without
+    pairs). ``model`` itself stays unwrapped, for ``eval_fn`` and the checkpoints. After training
+    every rank holds rank 0's buffers (BatchNorm statistics), so evaluation is the same everywhere.
     Returns the trainer (``trainer.completed``, ``trainer.storage`` for the final numbers).
     """
     optimizer = make_optimizer(cfg, model)
@@ -88,6 +112,7 @@ def do_train(cfg, model: nn.Module, device: torch.device, make_train_loader: Cal
     checkpointer = Checkpointer(model, optimizer, scheduler, save_dir=cfg.OUTPUT_DIR,
                                 scaler=trainer.scaler, config=cfg, extra=checkpoint_extra)
     start_iter = checkpointer.resume_or_load(cfg.MODEL.WEIGHT, resume=resume, ignore_prefixes=ignore_prefixes)
+    trainer.model = wrap_distributed(model, device, find_unused_parameters)
     trainer.register_hooks(build_train_hooks(cfg, checkpointer, eval_fn, best_metric) + list(extra_hooks))
     if start_iter >= trainer.max_iter:
         logger.info("already trained to iteration %d (SOLVER.MAX_ITER %d): nothing to do",
@@ -96,4 +121,17 @@ def do_train(cfg, model: nn.Module, device: torch.device, make_train_loader: Cal
         trainer.completed = True
         return trainer
     trainer.train(make_train_loader(start_iter), start_iter)
+    broadcast_buffers(model)
+    synchronize()  # rank 0 has written its checkpoints before any rank reads them
     return trainer
+
+
+def wrap_distributed(model: nn.Module, device: torch.device, find_unused_parameters: bool = False) -> nn.Module:
+    """``model`` in DistributedDataParallel when running under torchrun (else ``model``).
+    Parameters with ``requires_grad=False`` (the frozen detector of stage 2) are not synchronised."""
+    if get_world_size() == 1:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+    ids = [device.index if device.index is not None else get_local_rank()] if device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=ids, output_device=ids[0] if ids else None,
+                                   find_unused_parameters=find_unused_parameters)

@@ -11,7 +11,7 @@ from typing import Any, Callable, Optional
 import torch
 
 from maskrcnn_benchmark.utils.checkpoint import Checkpointer
-from maskrcnn_benchmark.utils.comm import is_main_process, synchronize
+from maskrcnn_benchmark.utils.comm import broadcast_buffers, is_main_process, synchronize
 
 from .trainer import HookBase
 
@@ -41,7 +41,8 @@ class _Periodic(HookBase):
 class EvalHook(_Periodic):
     """Every ``period`` iterations and after the last one, call ``eval_fn() -> dict`` (e.g.
     ``{"mAP@0.5": 0.61}``) on every rank and record its numbers as ``val/<name>`` scalars.
-    The model is put back into training mode afterwards."""
+    Under torchrun rank 0's buffers (BatchNorm statistics) are copied to every rank first. The
+    model is put back into training mode afterwards."""
 
     def __init__(self, period: int, eval_fn: Callable[[], dict], prefix: str = "val") -> None:
         super().__init__(period)
@@ -53,6 +54,7 @@ class EvalHook(_Periodic):
         if not self._due():
             return
         t0 = time.perf_counter()
+        broadcast_buffers(self.trainer.model)  # every rank evaluates rank 0's model
         results = _flatten(self.eval_fn() or {})
         self.trainer.model.train()
         synchronize()

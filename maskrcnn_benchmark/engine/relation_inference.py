@@ -12,7 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from maskrcnn_benchmark.utils.checkpoint import CheckpointError, load_state_dict_checked, read_checkpoint
+from maskrcnn_benchmark.utils.checkpoint import (CheckpointError, check_vocabulary, load_state_dict_checked,
+                                                 read_checkpoint)
 from maskrcnn_benchmark.utils.comm import all_gather, is_main_process, synchronize
 
 from .inference import compute_on_dataset, gather_predictions, rescale_boxes
@@ -23,13 +24,18 @@ __all__ = ["evaluate_relation_model", "load_pretrained_detector", "relation_summ
            "relation_to_original", "run_relation_test"]
 
 
-def load_pretrained_detector(model: nn.Module, path: str) -> None:
+def load_pretrained_detector(model: nn.Module, path: str, obj_classes: Optional[Sequence[str]] = None) -> None:
     """Load a stage-1 checkpoint (MODEL.PRETRAINED_DETECTOR_CKPT) into ``model.detector`` and copy
-    its box head's fc6 / fc7 into the relation feature extractors."""
+    its box head's fc6 / fc7 into the relation feature extractors. ``obj_classes``: the relation
+    dataset's object classes, compared with those the detector checkpoint records (if any)."""
     if not path:
         raise CheckpointError("MODEL.PRETRAINED_DETECTOR_CKPT is empty: the relation stage needs a stage-1 "
                               "detector (train one with tools/detector_pretrain_net.py, or `make detector`)")
-    state = read_checkpoint(path)["model"]
+    data = read_checkpoint(path)
+    if obj_classes is not None:
+        check_vocabulary(data, {"obj_classes": list(obj_classes)},
+                         source=f"detector checkpoint {path} (MODEL.PRETRAINED_DETECTOR_CKPT)")
+    state = data["model"]
     load_state_dict_checked(model.detector, state, source=f"detector checkpoint {path} "
                             "(MODEL.PRETRAINED_DETECTOR_CKPT)")
     model.init_relation_from_detector()

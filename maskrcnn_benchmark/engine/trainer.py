@@ -7,6 +7,7 @@ optimizer and the LR scheduler, and records scalars in :class:`EventStorage` for
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections import defaultdict, deque
 from typing import Any, Iterable, Optional, Sequence
@@ -14,7 +15,7 @@ from typing import Any, Iterable, Optional, Sequence
 import torch
 from torch import nn
 
-from maskrcnn_benchmark.utils.comm import get_world_size, reduce_dict
+from maskrcnn_benchmark.utils.comm import all_gather, get_world_size, reduce_dict
 
 logger = logging.getLogger("maskrcnn_benchmark")
 
@@ -200,7 +201,15 @@ class Trainer:
         return bool(flag.item())
 
     def _nonfinite(self, losses: dict[str, torch.Tensor]) -> None:
-        detail = ", ".join(f"{k}={v.item():.4g}" for k, v in losses.items())
+        values = all_gather({k: float(v.detach()) for k, v in losses.items()})  # every rank is here
+
+        def fmt(d: dict[str, float]) -> str:
+            return ", ".join(f"{k}={v:.4g}" for k, v in d.items())
+        if len(values) == 1:
+            detail = fmt(values[0])
+        else:  # name the ranks whose losses are not finite (all of them if none is, e.g. inf - inf)
+            bad = [r for r, d in enumerate(values) if not all(math.isfinite(v) for v in d.values())]
+            detail = "; ".join(f"rank {r}: {fmt(values[r])}" for r in (bad or range(len(values))))
         msg = f"non-finite loss at iteration {self.iter + 1}: {detail}"
         if not self.skip_nonfinite:
             raise NonFiniteLossError(msg + ". Training stopped; nothing was saved after the last checkpoint. "

@@ -1,10 +1,14 @@
 """Checkpoints: atomic, relocatable, safe to load.
 
 A checkpoint is a ``torch.save`` dict ``{"model", "optimizer", "scheduler", "scaler",
-"iteration", "rng", "config", "format"}`` that loads with ``torch.load(weights_only=True)``.
+"iteration", "rng", "config", "format"}`` (plus ``"rng_per_rank"`` under torchrun, and the
+run's ``extra`` entries such as the vocabularies) that loads with
+``torch.load(weights_only=True)``.
 Files are written to a temporary name and renamed, so a run killed at any moment leaves the
 previous checkpoint intact; ``<save_dir>/last_checkpoint`` holds the newest file's name relative
-to ``save_dir``, so output folders can move between machines. Only rank 0 writes.
+to ``save_dir``, so output folders can move between machines. Only rank 0 writes. A checkpoint
+that names its vocabularies (``"sgg_metadata"`` or ``"vocabulary"``: ``obj_classes`` /
+``rel_classes``) is refused by a run on other classes, even when the shapes happen to match.
 """
 from __future__ import annotations
 
@@ -12,13 +16,14 @@ import logging
 import os
 import pickle
 import random
+import re
 from typing import Any, Iterable, Optional
 
 import numpy as np
 import torch
 from torch import nn
 
-from .comm import is_main_process
+from .comm import all_gather, get_rank, get_world_size, is_main_process
 
 logger = logging.getLogger("maskrcnn_benchmark")
 FORMAT = "maskrcnn_benchmark-checkpoint-v1"
@@ -123,6 +128,43 @@ def load_state_dict_checked(model: nn.Module, state: dict[str, torch.Tensor], *,
     model.load_state_dict(state, strict=False)
 
 
+_VOCAB_KEYS = (("obj_classes", "object classes"), ("rel_classes", "predicate classes"))
+
+
+def checkpoint_vocabulary(data: dict[str, Any]) -> dict[str, list[str]]:
+    """The class names a checkpoint (or a Checkpointer's ``extra``) declares, from its
+    ``"sgg_metadata"`` (relation checkpoints) or ``"vocabulary"`` (detector checkpoints) entry:
+    ``{"obj_classes": [...], "rel_classes": [...]}``, only the lists present."""
+    out: dict[str, list[str]] = {}
+    for entry in (data.get("sgg_metadata"), data.get("vocabulary")):
+        if isinstance(entry, dict):
+            for key, _ in _VOCAB_KEYS:
+                if entry.get(key) and key not in out:
+                    out[key] = [str(c) for c in entry[key]]
+    return out
+
+
+def check_vocabulary(data: dict[str, Any], expected: dict[str, list[str]], source: str = "checkpoint") -> None:
+    """Raise a CheckpointError listing the class names that differ between the checkpoint
+    ``data`` and ``expected`` (``{"obj_classes": [...], "rel_classes": [...]}``); lists missing on
+    either side are not compared."""
+    stored = checkpoint_vocabulary(data)
+    problems = []
+    for key, what in _VOCAB_KEYS:
+        a, b = stored.get(key), expected.get(key)
+        if a is None or b is None or list(a) == [str(c) for c in b]:
+            continue
+        b = [str(c) for c in b]
+        diffs = [f"{i}: {x!r} (checkpoint) vs {y!r}" for i, (x, y) in enumerate(zip(a, b)) if x != y]
+        if len(a) != len(b):
+            diffs.insert(0, f"{len(a)} in the checkpoint vs {len(b)}")
+        problems.append(f"{what} differ ({_listing(diffs, 8)})")
+    if problems:
+        raise CheckpointError(f"{source} was trained on another vocabulary: " + "; ".join(problems) +
+                              ". Use a checkpoint trained on this dataset (DATASETS.*) or point the config "
+                              "at the dataset the checkpoint was trained on.")
+
+
 def get_rng_states() -> dict[str, Any]:
     """Python, numpy, torch CPU and CUDA generator states, in weights_only-loadable types."""
     kind, keys, pos, has_gauss, gauss = np.random.get_state()
@@ -172,11 +214,17 @@ class Checkpointer:
 
     def save(self, name: str, iteration: int, *, tag_last: bool = True, **extra: Any) -> Optional[str]:
         """Write ``<save_dir>/<name>.pth`` atomically and (if ``tag_last``) point
-        ``last_checkpoint`` at it. Returns the path (None where this process does not write)."""
-        if not self.save_dir or not self.save_to_disk:
+        ``last_checkpoint`` at it. Under torchrun every rank must call it (the RNG states of all
+        ranks are gathered); rank 0 writes. Returns the path (None where this process does not write)."""
+        if not self.save_dir:
+            return None
+        rng = all_gather(get_rng_states())  # a collective under torchrun: every rank calls save
+        if not self.save_to_disk:
             return None
         data: dict[str, Any] = {"format": FORMAT, "iteration": int(iteration),
-                                "model": _unwrap(self.model).state_dict(), "rng": get_rng_states()}
+                                "model": _unwrap(self.model).state_dict(), "rng": rng[0]}
+        if len(rng) > 1:
+            data["rng_per_rank"] = rng
         for key, obj in (("optimizer", self.optimizer), ("scheduler", self.scheduler), ("scaler", self.scaler)):
             if obj is not None:
                 data[key] = obj.state_dict()
@@ -210,10 +258,15 @@ class Checkpointer:
         return bool(self.get_checkpoint_file())
 
     def load(self, path: str, *, model_only: bool = False, ignore_prefixes: Iterable[str] = (),
-             allow_missing_prefixes: Iterable[str] = (), restore_rng: bool = True) -> dict[str, Any]:
+             allow_missing_prefixes: Iterable[str] = (), restore_rng: bool = True,
+             vocabulary: Optional[dict[str, list[str]]] = None) -> dict[str, Any]:
         """Load ``path`` into the model (and, unless ``model_only``, the optimizer, scheduler,
-        scaler and RNG states). Returns the remaining entries (``iteration``, ``config``, ...)."""
+        scaler and RNG states: each rank its own when the checkpoint has them for this number of
+        processes). ``vocabulary`` (default: the one in ``extra``) must match the checkpoint's,
+        when it names one. Returns the remaining entries (``iteration``, ``config``, ...)."""
         data = read_checkpoint(path)
+        check_vocabulary(data, checkpoint_vocabulary(self.extra) if vocabulary is None else vocabulary,
+                         source=f"checkpoint {path}")
         load_state_dict_checked(self.model, data.pop("model"), ignore_prefixes=ignore_prefixes,
                                 allow_missing_prefixes=allow_missing_prefixes, source=f"checkpoint {path}")
         if not model_only:
@@ -223,16 +276,41 @@ class Checkpointer:
                         obj.load_state_dict(data[key])
                     except (ValueError, KeyError, RuntimeError) as e:
                         raise CheckpointError(f"checkpoint {path}: its {key} state does not fit ({e})") from e
-            if restore_rng and "rng" in data:
-                set_rng_states(data["rng"])
+            if restore_rng:
+                self._restore_rng(data, path)
         logger.info("loaded %s%s", path, " (model only)" if model_only else
                     f" (iteration {data.get('iteration', 0)})")
         return data
+
+    @staticmethod
+    def _restore_rng(data: dict[str, Any], path: str) -> None:
+        per_rank, world, rank = data.get("rng_per_rank"), get_world_size(), get_rank()
+        if per_rank and len(per_rank) == world:
+            set_rng_states(per_rank[rank])
+            return
+        if per_rank or world > 1:
+            logger.warning("checkpoint %s was written by %d process(es), this run has %d: random streams "
+                           "continue from rank 0's state (rank 0) or the seed (other ranks), so the "
+                           "run is not bit-identical to an uninterrupted one", path, len(per_rank or [0]), world)
+        if "rng" in data and rank == 0:
+            set_rng_states(data["rng"])
+
+    def remove_stale_temp_files(self) -> None:
+        """Delete the temporary files (``.<name>.tmp<pid>``) that writers killed in the middle of
+        a save left in ``save_dir`` (main process; files of live processes are kept)."""
+        if not (self.save_dir and self.save_to_disk and os.path.isdir(self.save_dir)):
+            return
+        for name in os.listdir(self.save_dir):
+            m = re.fullmatch(r"\..+\.tmp(\d+)", name)
+            if m and not _pid_alive(int(m.group(1))):
+                os.remove(os.path.join(self.save_dir, name))
+                logger.info("removed %s, left by a run killed while saving", name)
 
     def resume_or_load(self, weight: str = "", *, resume: bool = True,
                        ignore_prefixes: Iterable[str] = ()) -> int:
         """Resume from ``last_checkpoint`` when there is one (and ``resume``), else load the
         model weights ``weight`` (if given). Returns the iteration to start from."""
+        self.remove_stale_temp_files()
         if resume and self.has_checkpoint():
             path = self.get_checkpoint_file()
             logger.info("resuming from %s", path)
@@ -240,3 +318,15 @@ class Checkpointer:
         if weight:
             self.load(weight, model_only=True, ignore_prefixes=ignore_prefixes)
         return 0
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
