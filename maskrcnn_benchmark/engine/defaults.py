@@ -24,9 +24,28 @@ from .trainer import HookBase, Trainer
 logger = logging.getLogger("maskrcnn_benchmark")
 
 
+class _ToolParser(argparse.ArgumentParser):
+    """Flags written after the ``KEY VALUE`` overrides (``... SOLVER.MAX_ITER 10 --skip-test``)
+    are recognised too instead of being swallowed as overrides."""
+
+    def parse_args(self, args=None, namespace=None):  # type: ignore[override]
+        ns = super().parse_args(args, namespace)
+        opts, rest = list(ns.opts), []
+        while opts:  # keys sit at even positions; a key starting with "--" is a flag
+            tok = opts.pop(0)
+            if tok.startswith("--"):
+                takes_value = tok in ("--config-file",) and opts
+                ns = super().parse_args([tok] + ([opts.pop(0)] if takes_value else []), ns)
+            else:
+                rest += [tok] + opts[:1]
+                opts = opts[1:]
+        ns.opts = rest
+        return ns
+
+
 def default_argument_parser(description: str) -> argparse.ArgumentParser:
     """``--config-file FILE [--no-resume] [--skip-test] [KEY VALUE ...]`` (SGB's form)."""
-    p = argparse.ArgumentParser(description=description)
+    p = _ToolParser(description=description)
     p.add_argument("--config-file", default="", metavar="FILE", help="YAML experiment file")
     p.add_argument("--no-resume", action="store_true",
                    help="ignore OUTPUT_DIR/last_checkpoint and start from MODEL.WEIGHT / scratch")
