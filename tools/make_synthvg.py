@@ -15,7 +15,7 @@ import sys
 
 from tqdm import tqdm
 
-from maskrcnn_benchmark.data.synthvg import META_FILE, generate_synthvg
+from maskrcnn_benchmark.data.synthvg import GROUPS_FILE, META_FILE, generate_synthvg
 from maskrcnn_benchmark.data.synthvg.writer import FORMAT_VERSION
 
 
@@ -33,7 +33,9 @@ def main(argv=None) -> int:
     meta = {"format_version": FORMAT_VERSION, "seed": a.seed, "num_train": a.num_train,
             "num_test": a.num_test, "image_size": a.image_size}
     meta_path = os.path.join(a.out, META_FILE)
-    if not a.force and os.path.isfile(meta_path):
+    outputs = ("VG-SGG-with-attri.h5", "VG-SGG-dicts-with-attri.json", "image_data.json",
+               GROUPS_FILE, "VG_100K")
+    if not a.force and all(os.path.exists(os.path.join(a.out, n)) for n in (META_FILE,) + outputs):
         with open(meta_path) as f:
             if json.load(f) == meta:
                 print(f"{a.out} is up to date ({meta}); use --force to regenerate")

@@ -165,3 +165,13 @@ def test_check_dataset_tool(synthvg_dir, tmp_path, capsys):
     assert "synthvg_val: 8 images" in out and out.strip().endswith("ok")
     assert main(["DATASETS.DATA_DIR", str(tmp_path)] + opts) == 1
     assert "not found" in capsys.readouterr().err
+
+
+def test_nothing_floats_without_its_owner():
+    for i in range(300):
+        scene = sample_scene(np.random.default_rng([11, 0, i]), 256, 170)
+        for j, o in enumerate(scene.objs):
+            owner = o.state.get("owner")
+            if owner is not None:
+                assert scene.objs[owner].layer < o.layer
+                assert any({s, t} == {owner, j} for s, t, _, _ in scene.rels)

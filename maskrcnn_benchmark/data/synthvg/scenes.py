@@ -220,8 +220,8 @@ def add_geometry(sc: Scene) -> None:
 
 def drop_hidden(sc: Scene, max_covered: float = 0.7, cell: int = 4) -> None:
     """Remove objects (with their relations) that are less than 60 % inside the image or whose
-    box is covered more than ``max_covered`` by the boxes of objects drawn after them: an
-    annotation must be visible."""
+    box is covered more than ``max_covered`` by the boxes of objects drawn after them, and what
+    they carry: an annotation must be visible, nothing floats."""
     gw, gh = -(-sc.W // cell), -(-sc.H // cell)
     covered = np.zeros((gh, gw), bool)
     keep = [_inter(o.box, (0, 0, sc.W, sc.H)) >= 0.6 * _area(o.box) for o in sc.objs]
@@ -232,10 +232,17 @@ def drop_hidden(sc: Scene, max_covered: float = 0.7, cell: int = 4) -> None:
         if sc.objs[i].role != "ground":
             keep[i] = keep[i] and covered[y1:y2, x1:x2].mean() <= max_covered
             covered[y1:y2, x1:x2] = True
+    for i in sorted(range(len(sc.objs)), key=lambda i: sc.objs[i].layer):
+        owner = sc.objs[i].state.get("owner")
+        if owner is not None and not keep[owner]:  # a hat without its person, a window...
+            keep[i] = False
     if all(keep):
         return
     new = np.cumsum(keep) - 1
     sc.objs = [o for o, k in zip(sc.objs, keep) if k]
+    for o in sc.objs:
+        if o.state.get("owner") is not None:
+            o.state["owner"] = int(new[o.state["owner"]])
     sc.rels = [(int(new[s]), int(new[o]), p, kind) for s, o, p, kind in sc.rels
                if keep[s] and keep[o]]
     sc.bands = [int(new[b]) for b in sc.bands if keep[b]]

@@ -171,7 +171,8 @@ def add_person(sc: Scene, ref=None, pose: str = "", support: Optional[int] = Non
     if not sc.fits(box, ignore=() if support is None else (support,)):
         return None
     i = sc.add(cls, box, layer if layer is not None else 2 + ref[1] / sc.H, ref=ref, h=h,
-               layout=layout, pose=pose, facing=facing, arm="rest", profile=False)
+               layout=layout, pose=pose, facing=facing, arm="rest", profile=False,
+               owner=support if layer is not None else None)
     if support is not None:
         sc.rel(i, support, pred or POSE_PREDICATE[layout], "support")
     dress(sc, i)
@@ -189,7 +190,8 @@ def _item_box(sc: Scene, cls: str, cx: float, cy: float) -> tuple:
 
 
 def _attach(sc: Scene, owner: int, cls: str, box, role: str, rank: int, **state) -> int:
-    return sc.add(cls, box, sc.objs[owner].layer + 0.001 * rank, role, **state)
+    """An object drawn right after ``owner`` (and removed with it)."""
+    return sc.add(cls, box, sc.objs[owner].layer + 0.001 * rank, role, owner=owner, **state)
 
 
 def dress(sc: Scene, i: int) -> None:
@@ -274,7 +276,7 @@ def add_dog(sc: Scene, ref=None, support: Optional[int] = None, layer=None, pose
         return None
     facing = int(r.choice([-1, 1]))
     i = sc.add("dog", box, layer if layer is not None else 2 + ref[1] / sc.H, pose=pose,
-               facing=facing, head_down=False)
+               facing=facing, head_down=False, owner=support if layer is not None else None)
     if support is not None:
         sc.rel(i, support, POSE_PREDICATE[pose], "support")
     if sc.room() > 0 and pose != "lying" and r.random() < 0.3:
