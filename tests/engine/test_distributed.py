@@ -89,7 +89,8 @@ def test_sharded_evaluation_equals_single_process(ddp, tiny, tiny_synthvg, load_
         json.loads((single / "detection_metrics.json").read_text())
 
     sharded, single = out / "rel" / "inference" / "synthvg_test", tmp_path / "rel" / "inference" / "synthvg_test"
-    (pa, ia), (pb, ib) = load_predictions(str(sharded / "predictions.pt")), load_predictions(str(single / "predictions.pt"))
+    pa, ia = load_predictions(str(sharded / "predictions.pt"))
+    pb, ib = load_predictions(str(single / "predictions.pt"))
     assert ia["image_ids"] == ib["image_ids"] and len(pa) == 4
     for a, b in zip(pa, pb, strict=True):
         _same_arrays(a, b)
