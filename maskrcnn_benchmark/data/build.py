@@ -54,8 +54,9 @@ def build_dataset(cfg, split: str, is_train: bool | None = None) -> VGDataset:
 
 def _per_rank(total: int, key: str, world: int) -> int:
     if total < 1 or total % world:
-        raise ValueError(f"{key} ({total}) must be a positive multiple of the number of "
-                         f"processes ({world})")
+        fit = max(1, -(-total // world)) * world
+        raise ValueError(f"{key} ({total}) is the global batch, split evenly across the {world} processes: "
+                         f"it must be a positive multiple of {world} (e.g. {key} {fit})")
     return total // world
 
 

@@ -2,7 +2,10 @@
 very tensors an uninterrupted one does, whatever NUM_WORKERS, without touching the global RNG."""
 import itertools
 
+import pytest
 import torch
+
+import maskrcnn_benchmark.data.build as build
 
 from maskrcnn_benchmark.config import load_config
 from maskrcnn_benchmark.data import make_data_loader
@@ -40,3 +43,24 @@ def test_sample_seeds_depend_on_every_coordinate():
     assert base == sample_seed(0, 5, 0, 1) and 0 <= base < 2 ** 63
     assert len({base, sample_seed(1, 5, 0, 1), sample_seed(0, 6, 0, 1), sample_seed(0, 5, 1, 1),
                 sample_seed(0, 5, 0, 0)}) == 5
+
+
+def test_global_batch_is_split_across_processes(synthvg_dir, tmp_path, monkeypatch):
+    """SOLVER.IMS_PER_BATCH is the global batch: under a world of 2 each rank loads half of it, from
+    its own shard of the data, with its own sample seeds."""
+    monkeypatch.setattr(build, "get_world_size", lambda: 2)
+    cfg = cfg_for(synthvg_dir[0], tmp_path, 0)
+    shards = []
+    for rank in (0, 1):
+        monkeypatch.setattr(build, "get_rank", lambda r=rank: r)
+        loader = make_data_loader(cfg, "train", True)
+        first = next(iter(loader.batch_sampler))
+        assert len(first) == 1 and first[0][1] == sample_seed(cfg.SEED, 0, rank, 0)
+        shards.append(set(loader.batch_sampler.batch_sampler.batch_sampler.sampler))  # DistributedSampler
+    assert not shards[0] & shards[1]
+    odd = cfg_for(synthvg_dir[0], tmp_path, 0).clone()
+    odd.defrost()
+    odd.SOLVER.IMS_PER_BATCH = 3
+    with pytest.raises(ValueError, match=r"SOLVER.IMS_PER_BATCH \(3\) is the global batch, split evenly across "
+                                         r"the 2 processes: .* \(e.g. SOLVER.IMS_PER_BATCH 4\)"):
+        make_data_loader(odd, "train", True)
