@@ -309,10 +309,17 @@ class Checkpointer:
     def resume_or_load(self, weight: str = "", *, resume: bool = True,
                        ignore_prefixes: Iterable[str] = ()) -> int:
         """Resume from ``last_checkpoint`` when there is one (and ``resume``), else load the
-        model weights ``weight`` (if given). Returns the iteration to start from."""
+        model weights ``weight`` (if given). Returns the iteration to start from. Under torchrun
+        every rank must call it, and all must find the same checkpoint."""
         self.remove_stale_temp_files()
-        if resume and self.has_checkpoint():
-            path = self.get_checkpoint_file()
+        path = self.get_checkpoint_file() if resume else ""
+        seen = all_gather(path)
+        if len(set(seen)) > 1:
+            found = ", ".join(f"rank {r}: {p or 'none'}" for r, p in enumerate(seen))
+            raise CheckpointError(f"the processes disagree on the checkpoint to resume from ({found}): OUTPUT_DIR "
+                                  f"({self.save_dir}) must be one folder that every machine sees (a shared "
+                                  "filesystem), or start over with --no-resume")
+        if path:
             logger.info("resuming from %s", path)
             return int(self.load(path, ignore_prefixes=ignore_prefixes).get("iteration", 0))
         if weight:

@@ -24,6 +24,7 @@ from maskrcnn_benchmark.data import make_data_loader  # noqa: E402
 from maskrcnn_benchmark.engine import NonFiniteLossError  # noqa: E402
 from maskrcnn_benchmark.engine import defaults  # noqa: E402
 from maskrcnn_benchmark.utils import comm  # noqa: E402
+from maskrcnn_benchmark.utils.checkpoint import Checkpointer, CheckpointError  # noqa: E402
 
 
 def dumping(tool, out_dir: str, name: str):
@@ -74,6 +75,19 @@ def toy_run(out_dir: str, skip: bool) -> dict:
     return result
 
 
+def unshared_output_dir(out_dir: str) -> str:
+    """Each rank sees its own OUTPUT_DIR, only rank 0's holds a checkpoint (machines without a shared
+    filesystem): resuming must fail on every rank with the reason."""
+    folder = os.path.join(out_dir, f"unshared_rank{comm.get_rank()}")
+    ckpt = Checkpointer(nn.Linear(2, 2), save_dir=folder, save_to_disk=comm.get_rank() == 0)
+    ckpt.save("model_0000001", iteration=1)
+    try:
+        ckpt.resume_or_load()
+    except CheckpointError as e:
+        return str(e)
+    return "resumed"
+
+
 report: dict = {}
 
 
@@ -88,6 +102,7 @@ def main(data_dir: str, out_dir: str) -> None:
     rel = tiny_synthvg.relation_opts(data_dir, rel_dir, os.path.join(det_dir, "model_final.pth"))
     assert relation_train_net.main(rel) == 0
     report["toy_skip"], report["toy_stop"] = toy_run(out_dir, True), toy_run(out_dir, False)
+    report["unshared"] = unshared_output_dir(out_dir)
     report["world_size"] = comm.get_world_size()
     with open(os.path.join(out_dir, f"report_rank{comm.get_rank()}.json"), "w") as f:
         json.dump(report, f)

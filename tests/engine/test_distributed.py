@@ -109,3 +109,10 @@ def test_nonfinite_loss_on_one_rank(ddp):
     assert (out / "toy_skip0" / "last_checkpoint").read_text() == "model_0000002.pth"
     assert sorted(f for f in os.listdir(out / "toy_skip0") if f.endswith(".pth")) == \
         ["model_0000001.pth", "model_0000002.pth"]
+
+
+def test_resume_needs_one_output_dir_seen_by_all_ranks(ddp):
+    out, reports = ddp
+    for rep in reports:
+        assert "the processes disagree on the checkpoint to resume from (rank 0: " in rep["unshared"]
+        assert "rank 1: none" in rep["unshared"] and "shared filesystem" in rep["unshared"]
