@@ -89,7 +89,7 @@ def test_results_json_and_table(tmp_path):
 def test_predicate_groups_file(tmp_path):
     vg = json.load(open(VG150_GROUPS_FILE))
     assert [len(vg[g]["ids"]) for g in ("head", "body", "tail")] == [7, 21, 22]
-    path = tmp_path / "longtail_split.json"
+    path = tmp_path / "predicate_groups.json"
     path.write_text(json.dumps({"description": "x", "head": {"ids": [1, 2]},
                                 "tail": {"ids": [3], "names": ["c"]}}))
     assert load_predicate_groups(str(path), ["bg", "a", "b", "c"]) == {"head": [1, 2],

@@ -22,7 +22,7 @@ from .matching import triplet_keys
 
 RESOURCES = os.path.join(os.path.dirname(__file__), "..", "..", "..", "resources")
 VG150_GROUPS_FILE = os.path.normpath(os.path.join(RESOURCES, "vg150_longtail_split.json"))
-GROUPS_FILE_NAME = "longtail_split.json"  # looked for beside a dataset's files
+GROUPS_FILE_NAME = "predicate_groups.json"  # looked for beside a dataset's files (SynthVG writes it)
 
 
 def _keys_of(items: Iterable[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
@@ -96,7 +96,7 @@ def load_predicate_groups(path: str, predicate_names: Optional[Sequence[str]] = 
             if listed is not None and [predicate_names[i] for i in ids] != list(listed):
                 raise ValueError(f"predicate groups file {path}: group {name!r} names do not "
                                  "match the dataset's predicate names; it was made for another "
-                                 "dataset (put a matching longtail_split.json beside the data)")
+                                 "dataset (put a matching predicate_groups.json beside the data)")
         groups[name] = ids
     if not groups:
         raise ValueError(f"predicate groups file {path} has no group with 'ids'")
@@ -105,7 +105,7 @@ def load_predicate_groups(path: str, predicate_names: Optional[Sequence[str]] = 
 
 def find_predicate_groups(predicate_names: Sequence[str], data_files: Sequence[str] = ()
                           ) -> tuple[Optional[dict[str, list[int]]], Optional[str]]:
-    """Groups for a dataset: ``longtail_split.json`` beside one of ``data_files`` if present,
+    """Groups for a dataset: ``predicate_groups.json`` beside one of ``data_files`` if present,
     else the VG150 split when the dataset's predicate names match it, else (None, None).
     Returns (groups, path)."""
     for data_file in data_files:
