@@ -37,8 +37,7 @@ OPTS ?=
 SWITCHES_predcls := MODEL.ROI_RELATION_HEAD.USE_GT_BOX True MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL True
 SWITCHES_sgcls   := MODEL.ROI_RELATION_HEAD.USE_GT_BOX True MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False
 SWITCHES_sgdet   := MODEL.ROI_RELATION_HEAD.USE_GT_BOX False MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL False
-motifs: CONFIG ?= configs/e2e_relation_VGG16_1x.yaml
-motifs: install
+define relation_train
 	@case "$(MODE)" in ""|predcls|sgcls|sgdet) ;; \
 	  *) echo "MODE must be predcls, sgcls or sgdet (got '$(MODE)')" >&2; exit 2;; esac
 	@set -e; extra=""; \
@@ -48,6 +47,19 @@ motifs: install
 	fi; \
 	echo "$(PY) tools/relation_train_net.py --config-file $(CONFIG) $$extra $(OPTS)"; \
 	$(PY) tools/relation_train_net.py --config-file $(CONFIG) $$extra $(OPTS)
+endef
+
+motifs: CONFIG ?= configs/e2e_relation_VGG16_1x.yaml
+motifs: install
+	$(relation_train)
+
+# Align-Motifs: the same, with the self-supervised relation alignment (MODEL.ROI_RELATION_HEAD.ALIGN).
+#   make motifs-align                            (VG150, PredCls)
+#   make motifs-align CONFIG=configs/synthvg/motifs_align_sgdet.yaml
+.PHONY: motifs-align
+motifs-align: CONFIG ?= configs/e2e_relation_VGG16_1x_align.yaml
+motifs-align: install
+	$(relation_train)
 
 # Stage 1: the VGG-16 Faster R-CNN, validated every SOLVER.VAL_PERIOD, tested at the end.
 # Rerunning resumes. CONFIG picks the experiment, OPTS="KEY VALUE ..." adds overrides.

@@ -56,6 +56,55 @@ def run(cmd: list[str], what: str, timings: dict) -> None:
                          "by OUTPUT_DIR above. Fix the cause and rerun `make demo`: finished stages are reused.")
 
 
+def run_parallel(jobs: list[tuple[list[str], str, str]], timings: dict, threads: int) -> None:
+    """Run ``(cmd, what, run_dir)`` jobs at once, each with ``threads`` intra-op threads (one per
+    core: small CPU ops lose far more to oversubscribed threads than they gain from them), the
+    output of each in ``run_dir/console.log``, and one progress bar per job read off its log."""
+    from tqdm import tqdm
+
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    procs, bars, logs = [], [], []
+    t0 = time.perf_counter()
+    for pos, (cmd, what, run_dir) in enumerate(jobs):
+        os.makedirs(run_dir, exist_ok=True)
+        print(f"\n==> {what} (output: {os.path.relpath(run_dir, ROOT)}/console.log)\n    {' '.join(cmd)}", flush=True)
+        log = open(os.path.join(run_dir, "console.log"), "a")
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env))
+        logs.append(log)
+        bars.append(tqdm(total=None, desc=what, position=pos, unit="it", leave=True, dynamic_ncols=True))
+    while True:
+        done = [p.poll() is not None for p in procs]
+        for (cmd, what, run_dir), bar in zip(jobs, bars):
+            progress = _last_iteration(os.path.join(run_dir, "log.txt"))
+            if progress:
+                if bar.total != progress[1]:
+                    bar.reset(total=progress[1])
+                bar.update(progress[0] - bar.n)
+        if all(done):
+            break
+        time.sleep(2.0)
+    for bar, log in zip(bars, logs):
+        bar.close()
+        log.close()
+    elapsed = time.perf_counter() - t0
+    timings[" + ".join(what for _, what, _ in jobs) + (" (side by side)" if len(jobs) > 1 else "")] = elapsed
+    for p, (cmd, what, run_dir) in zip(procs, jobs):
+        if p.returncode != 0:
+            raise SystemExit(f"demo: '{what}' failed (exit {p.returncode}): see {run_dir}/console.log. Fix the "
+                             "cause and rerun `make demo`: finished stages are reused.")
+
+
+def _last_iteration(log_file: str) -> tuple[int, int] | None:
+    """(iteration, MAX_ITER) of the last ``iter N/M`` line of a training log, if any."""
+    import re
+    if not os.path.isfile(log_file):
+        return None
+    with open(log_file, "rb") as f:
+        f.seek(max(0, os.path.getsize(log_file) - 8192))
+        found = re.findall(rb"iter (\d+)/(\d+)", f.read())
+    return (int(found[-1][0]), int(found[-1][1])) if found else None
+
+
 def fresh(path: str, force: bool) -> None:
     if force and os.path.isdir(path):
         shutil.rmtree(path)
@@ -84,6 +133,9 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default="datasets", help="DATASETS.DATA_DIR (SynthVG goes to DATA_DIR/synthvg)")
     p.add_argument("--force", action="store_true", help="redo every stage, data included")
     p.add_argument("--synth-args", default="", help="extra arguments for tools/make_synthvg.py")
+    p.add_argument("--detector-opts", default="", help="KEY VALUE overrides for the detector run, one string")
+    p.add_argument("--jobs", type=int, default=2, help="relation runs trained at once (default 2: Motifs and "
+                   "Align-Motifs side by side, one core each)")
     p.add_argument("--seeds", type=int, default=1, help="runs per model (SEED 0..N-1); N > 1 reports mean ± std")
     p.add_argument("--ablation", action="store_true", help="also the Table 3 ablation (SA vs SSA, tied vs untied head) in PredCls")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides for the relation runs")
@@ -102,7 +154,7 @@ def main(argv=None) -> int:
     fresh(det_dir, a.force)
     if not os.path.isfile(detector):
         run([py, "tools/detector_pretrain_net.py", "--config-file", DETECTOR_CONFIG, *common,
-             "OUTPUT_DIR", det_dir], "train the detector", timings)
+             "OUTPUT_DIR", det_dir, *a.detector_opts.split()], "train and test the detector", timings)
     else:
         print(f"\n==> detector: reusing {detector}")
 
@@ -111,6 +163,7 @@ def main(argv=None) -> int:
     jobs = [(mode, variant, seed) for mode in MODES for variant in VARIANTS for seed in seeds]
     if a.ablation:
         jobs += [("predcls", v, seed) for v in ABLATIONS for seed in seeds]
+    pending = []
     for mode, variant, seed in jobs:
         name, extra = {**VARIANTS, **ABLATIONS}[variant]
         run_dir = os.path.join(out, f"{variant}_{mode}" + (f"_seed{seed}" if a.seeds > 1 else ""))
@@ -119,9 +172,12 @@ def main(argv=None) -> int:
         if os.path.isfile(os.path.join(run_dir, "inference", TEST_SET, "results.json")):
             print(f"\n==> {name} {MODE_NAMES[mode]} seed {seed}: reusing {run_dir}")
             continue
-        run([py, "tools/relation_train_net.py", "--config-file", RELATION_CONFIG.format(mode=mode), *common,
-             *mode_switches(mode), *extra, "MODEL.PRETRAINED_DETECTOR_CKPT", detector, "OUTPUT_DIR", run_dir,
-             "SEED", str(seed), *a.opts], f"train and test {name} ({MODE_NAMES[mode]}, seed {seed})", timings)
+        cmd = [py, "tools/relation_train_net.py", "--config-file", RELATION_CONFIG.format(mode=mode), *common,
+               *mode_switches(mode), *extra, "MODEL.PRETRAINED_DETECTOR_CKPT", detector, "OUTPUT_DIR", run_dir,
+               "SEED", str(seed), *a.opts]
+        pending.append((cmd, f"{name} {MODE_NAMES[mode]} seed {seed}", run_dir))
+    for i in range(0, len(pending), a.jobs):
+        run_parallel(pending[i:i + a.jobs], timings, threads=max(1, (os.cpu_count() or 1) // a.jobs))
     for mode in MODES:
         freq_dir = os.path.join(out, f"frequency_{mode}")
         runs["Frequency prior", mode] = [freq_dir]

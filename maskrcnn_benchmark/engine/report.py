@@ -59,7 +59,7 @@ def results_table(rows: Mapping[str, Mapping[str, Sequence[dict]]], metric: str 
         cells = []
         for m, k in cols:
             vals = [r["metrics"].get(f"{metric}@{k}") for r in per_mode.get(m, [])]
-            is_best = means[name, m, k] is not None and len(rows) > 1 and means[name, m, k] == best[m, k]
+            is_best = bool(means[name, m, k]) and len(rows) > 1 and means[name, m, k] == best[m, k]
             cells.append(_cell(vals, bold=is_best))
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
