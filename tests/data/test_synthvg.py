@@ -154,9 +154,9 @@ def test_cli_skips_up_to_date_and_rejects_bad_args(tmp_path, capsys):
         main(["--num-train", "x"])
 
 
-def test_check_dataset_tool(synthvg_dir, tmp_path, capsys):
+def test_check_vg_files_tool(synthvg_dir, tmp_path, capsys):
     import runpy
-    tool = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "check_dataset.py")
+    tool = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "check_vg_files.py")
     main = runpy.run_path(tool)["main"]
     opts = ["DATASETS.TRAIN", "('synthvg_train',)", "DATASETS.VAL", "('synthvg_val',)",
             "DATASETS.TEST", "('synthvg_test',)", "DATASETS.NUM_VAL_IM", "8"]

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Check that a VG150-format dataset is complete and consistent, before training on it.
 
-    python tools/check_dataset.py [--config-file FILE] [KEY VALUE ...]
+    python tools/check_vg_files.py [--config-file FILE] [KEY VALUE ...]
 
 Opens the DATASETS.TRAIN / VAL / TEST splits under DATASETS.DATA_DIR exactly as training does
 (all h5 / JSON checks), stats every image file of each split, reads one image per split and
