@@ -133,6 +133,7 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default="datasets", help="DATASETS.DATA_DIR (SynthVG goes to DATA_DIR/synthvg)")
     p.add_argument("--force", action="store_true", help="redo every stage, data included")
     p.add_argument("--synth-args", default="", help="extra arguments for tools/make_synthvg.py")
+    p.add_argument("--detector", default="", help="reuse this stage-1 checkpoint instead of training one")
     p.add_argument("--detector-opts", default="", help="KEY VALUE overrides for the detector run, one string")
     p.add_argument("--jobs", type=int, default=2, help="relation runs trained at once (default 2: Motifs and "
                    "Align-Motifs side by side, one core each)")
@@ -150,8 +151,11 @@ def main(argv=None) -> int:
     run(synth + (["--force"] if a.force else []), "generate SynthVG", timings)
 
     det_dir = os.path.join(out, "detector")
-    detector = os.path.join(det_dir, "model_final.pth")
-    fresh(det_dir, a.force)
+    detector = os.path.abspath(a.detector) if a.detector else os.path.join(det_dir, "model_final.pth")
+    if not a.detector:
+        fresh(det_dir, a.force)
+    if a.detector and not os.path.isfile(detector):
+        raise SystemExit(f"demo: --detector {a.detector} not found (train one with `make demo` or `make detector`)")
     if not os.path.isfile(detector):
         run([py, "tools/detector_pretrain_net.py", "--config-file", DETECTOR_CONFIG, *common,
              "OUTPUT_DIR", det_dir, *a.detector_opts.split()], "train and test the detector", timings)
