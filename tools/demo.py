@@ -137,6 +137,8 @@ def main(argv=None) -> int:
     p.add_argument("--detector-opts", default="", help="KEY VALUE overrides for the detector run, one string")
     p.add_argument("--jobs", type=int, default=2, help="relation runs trained at once (default 2: Motifs and "
                    "Align-Motifs side by side, one core each)")
+    p.add_argument("--report-only", action="store_true", help="only rewrite results.md and the pictures from "
+                   "the runs already finished (e.g. while a long run is still going)")
     p.add_argument("--seeds", type=int, default=1, help="runs per model (SEED 0..N-1); N > 1 reports mean ± std")
     p.add_argument("--ablation", action="store_true", help="also the Table 3 ablation (SA vs SSA, tied vs untied head) in PredCls")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides for the relation runs")
@@ -147,8 +149,11 @@ def main(argv=None) -> int:
     py, t_start, timings = sys.executable, time.perf_counter(), {}
     common = ["DATASETS.DATA_DIR", data_dir]
 
+    if a.report_only:
+        a.force = False
     synth = [py, "tools/make_synthvg.py", "--out", os.path.join(data_dir, "synthvg"), *a.synth_args.split()]
-    run(synth + (["--force"] if a.force else []), "generate SynthVG", timings)
+    if not a.report_only:
+        run(synth + (["--force"] if a.force else []), "generate SynthVG", timings)
 
     det_dir = os.path.join(out, "detector")
     detector = os.path.abspath(a.detector) if a.detector else os.path.join(det_dir, "model_final.pth")
@@ -156,7 +161,7 @@ def main(argv=None) -> int:
         fresh(det_dir, a.force)
     if a.detector and not os.path.isfile(detector):
         raise SystemExit(f"demo: --detector {a.detector} not found (train one with `make demo` or `make detector`)")
-    if not os.path.isfile(detector):
+    if not os.path.isfile(detector) and not a.report_only:
         run([py, "tools/detector_pretrain_net.py", "--config-file", DETECTOR_CONFIG, *common,
              "OUTPUT_DIR", det_dir, *a.detector_opts.split()], "train and test the detector", timings)
     else:
@@ -180,13 +185,15 @@ def main(argv=None) -> int:
                *mode_switches(mode), *extra, "MODEL.PRETRAINED_DETECTOR_CKPT", detector, "OUTPUT_DIR", run_dir,
                "SEED", str(seed), *a.opts]
         pending.append((cmd, f"{name} {MODE_NAMES[mode]} seed {seed}", run_dir))
+    if a.report_only:
+        pending = []
     for i in range(0, len(pending), a.jobs):
         run_parallel(pending[i:i + a.jobs], timings, threads=max(1, (os.cpu_count() or 1) // a.jobs))
     for mode in MODES:
         freq_dir = os.path.join(out, f"frequency_{mode}")
         runs["Frequency prior", mode] = [freq_dir]
         fresh(freq_dir, a.force)
-        if not os.path.isfile(os.path.join(freq_dir, "inference", TEST_SET, "results.json")):
+        if not os.path.isfile(os.path.join(freq_dir, "inference", TEST_SET, "results.json")) and not a.report_only:
             t0 = time.perf_counter()
             print(f"\n==> frequency baseline ({MODE_NAMES[mode]})", flush=True)
             frequency_baseline(mode, freq_dir, detector, data_dir, list(a.opts))
