@@ -45,6 +45,7 @@ def main() -> None:
     opt = make_optimizer(cfg, model)
     images, targets = fake_batch(cfg.SOLVER.IMS_PER_BATCH, cfg.INPUT.MIN_SIZE_TRAIN[0], cfg.INPUT.MAX_SIZE_TRAIN,
                                  cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES, device)
+    train_hw = tuple(images.tensors.shape[-2:])
     model.train()
     for i in range(args.iters + 2):
         if i == 2:
@@ -69,7 +70,7 @@ def main() -> None:
     test_s = (time.perf_counter() - t0) / args.iters
     print(f"device {device}, threads {torch.get_num_threads()}, params "
           f"{sum(p.numel() for p in model.parameters()) / 1e6:.2f}M")
-    print(f"train: {train_s:.3f} s/iter ({cfg.SOLVER.IMS_PER_BATCH} images of {tuple(images.tensors.shape[-2:])})")
+    print(f"train: {train_s:.3f} s/iter ({cfg.SOLVER.IMS_PER_BATCH} images of {train_hw})")
     print(f"test:  {test_s:.3f} s/batch ({cfg.TEST.IMS_PER_BATCH} images)")
 
 
