@@ -136,12 +136,12 @@ def plot_training_curves(runs: Mapping[str, str], path: str,
         return
     fig, axes = plt.subplots(1, len(tags), figsize=(4.2 * len(tags), 3.4), squeeze=False)
     for ax, tag in zip(axes[0], tags):
-        for name, s in scalars.items():
+        for color, (name, s) in enumerate(scalars.items()):  # one colour per run in every panel
             if tag in s:
                 steps, vals = zip(*s[tag])
                 scale = 100.0 if tag.startswith("val/") else 1.0
-                ax.plot(steps, [scale * v for v in vals], label=name, marker="o" if tag.startswith("val/") else None,
-                        markersize=3)
+                ax.plot(steps, [scale * v for v in vals], label=name, color=f"C{color}",
+                        marker="o" if tag.startswith("val/") else None, markersize=3)
         ax.set_title(tag + (" (%)" if tag.startswith("val/") else ""))
         ax.set_xlabel("iteration")
         ax.grid(alpha=0.3)
