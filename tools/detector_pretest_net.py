@@ -13,7 +13,7 @@ import logging
 import sys
 
 from maskrcnn_benchmark.config import load_config
-from maskrcnn_benchmark.engine.defaults import dataset_vocabulary, default_setup
+from maskrcnn_benchmark.engine.defaults import dataset_vocabulary, default_setup, launch
 from maskrcnn_benchmark.engine.inference import run_detector_test
 from maskrcnn_benchmark.modeling.detector import build_detection_model
 from maskrcnn_benchmark.utils.checkpoint import Checkpointer
@@ -44,4 +44,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(launch(main))

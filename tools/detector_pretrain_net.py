@@ -15,7 +15,7 @@ import sys
 from maskrcnn_benchmark.config import load_config
 from maskrcnn_benchmark.data.build import make_data_loader
 from maskrcnn_benchmark.engine.defaults import (dataset_vocabulary, default_argument_parser, default_setup,
-                                                 do_train)
+                                                 do_train, launch)
 from maskrcnn_benchmark.engine.inference import detection_summary, evaluate_detector, run_detector_test
 from maskrcnn_benchmark.engine.trainer import NonFiniteLossError
 from maskrcnn_benchmark.modeling.detector import build_detection_model
@@ -48,4 +48,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(launch(main))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 from typing import Callable, Iterable, Optional, Sequence
 
 import torch
@@ -53,6 +54,21 @@ def default_argument_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--local-rank", "--local_rank", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
     return p
+
+
+def launch(main: Callable[[], int]) -> int:
+    """Run a tool's ``main()``; a user error (unknown config key, missing or broken dataset,
+    unreadable or mismatched checkpoint, missing file) ends it with that one message on stderr
+    and exit code 2 instead of a traceback."""
+    from maskrcnn_benchmark.config import ConfigError
+    from maskrcnn_benchmark.data.errors import DatasetError
+    from maskrcnn_benchmark.utils.checkpoint import CheckpointError
+
+    try:
+        return main()
+    except (ConfigError, DatasetError, CheckpointError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
 
 
 def default_setup(cfg, log_name: str = "log.txt", config_name: str = "config.yaml") -> torch.device:
