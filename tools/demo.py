@@ -56,42 +56,43 @@ def run(cmd: list[str], what: str, timings: dict) -> None:
                          "by OUTPUT_DIR above. Fix the cause and rerun `make demo`: finished stages are reused.")
 
 
-def run_parallel(jobs: list[tuple[list[str], str, str]], timings: dict, threads: int) -> None:
-    """Run ``(cmd, what, run_dir)`` jobs at once, each with ``threads`` intra-op threads (one per
-    core: small CPU ops lose far more to oversubscribed threads than they gain from them), the
-    output of each in ``run_dir/console.log``, and one progress bar per job read off its log."""
+def run_pool(jobs: list[tuple[list[str], str, str]], slots: int, timings: dict) -> None:
+    """Run ``(cmd, what, run_dir)`` jobs, ``slots`` at a time, each with one intra-op thread per
+    slot's share of the cores (small CPU ops lose far more to oversubscribed threads than they
+    gain from them); a job starts as soon as a slot frees. Output of each job goes to
+    ``run_dir/console.log``; one progress bar per running job is read off its log."""
     from tqdm import tqdm
 
-    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
-    procs, bars, logs = [], [], []
-    t0 = time.perf_counter()
-    for pos, (cmd, what, run_dir) in enumerate(jobs):
-        os.makedirs(run_dir, exist_ok=True)
-        print(f"\n==> {what} (output: {os.path.relpath(run_dir, ROOT)}/console.log)\n    {' '.join(cmd)}", flush=True)
-        log = open(os.path.join(run_dir, "console.log"), "a")
-        procs.append(subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env))
-        logs.append(log)
-        bars.append(tqdm(total=None, desc=what, position=pos, unit="it", leave=True, dynamic_ncols=True))
-    while True:
-        done = [p.poll() is not None for p in procs]
-        for (cmd, what, run_dir), bar in zip(jobs, bars):
+    threads = str(max(1, (os.cpu_count() or 1) // slots))
+    env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
+    queue, running, failed = list(jobs), [], []
+    while queue or running:
+        while queue and len(running) < slots:
+            cmd, what, run_dir = queue.pop(0)
+            os.makedirs(run_dir, exist_ok=True)
+            tqdm.write(f"\n==> {what} (output: {os.path.relpath(run_dir, ROOT)}/console.log)\n    {' '.join(cmd)}")
+            log = open(os.path.join(run_dir, "console.log"), "a")
+            proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
+            bar = tqdm(total=None, desc=what, unit="it", leave=True, dynamic_ncols=True)
+            running.append((proc, log, bar, what, run_dir, time.perf_counter()))
+        time.sleep(1.0)
+        for job in list(running):
+            proc, log, bar, what, run_dir, t0 = job
             progress = _last_iteration(os.path.join(run_dir, "log.txt"))
             if progress:
                 if bar.total != progress[1]:
                     bar.reset(total=progress[1])
                 bar.update(progress[0] - bar.n)
-        if all(done):
-            break
-        time.sleep(2.0)
-    for bar, log in zip(bars, logs):
-        bar.close()
-        log.close()
-    elapsed = time.perf_counter() - t0
-    timings[" + ".join(what for _, what, _ in jobs) + (" (side by side)" if len(jobs) > 1 else "")] = elapsed
-    for p, (cmd, what, run_dir) in zip(procs, jobs):
-        if p.returncode != 0:
-            raise SystemExit(f"demo: '{what}' failed (exit {p.returncode}): see {run_dir}/console.log. Fix the "
-                             "cause and rerun `make demo`: finished stages are reused.")
+            if proc.poll() is not None:
+                running.remove(job)
+                bar.close()
+                log.close()
+                timings[what] = time.perf_counter() - t0
+                if proc.returncode != 0:
+                    failed.append(f"'{what}' (exit {proc.returncode}): see {run_dir}/console.log")
+    if failed:
+        raise SystemExit("demo: " + "; ".join(failed) + ". Fix the cause and rerun `make demo`: finished "
+                         "stages are reused.")
 
 
 def _last_iteration(log_file: str) -> tuple[int, int] | None:
@@ -135,14 +136,20 @@ def main(argv=None) -> int:
     p.add_argument("--synth-args", default="", help="extra arguments for tools/make_synthvg.py")
     p.add_argument("--detector", default="", help="reuse this stage-1 checkpoint instead of training one")
     p.add_argument("--detector-opts", default="", help="KEY VALUE overrides for the detector run, one string")
-    p.add_argument("--jobs", type=int, default=2, help="relation runs trained at once (default 2: Motifs and "
-                   "Align-Motifs side by side, one core each)")
+    p.add_argument("--jobs", type=int, default=2, help="relation runs and baselines run at once (default 2, "
+                   "one core each)")
     p.add_argument("--report-only", action="store_true", help="only rewrite results.md and the pictures from "
                    "the runs already finished (e.g. while a long run is still going)")
     p.add_argument("--seeds", type=int, default=1, help="runs per model (SEED 0..N-1); N > 1 reports mean ± std")
     p.add_argument("--ablation", action="store_true", help="also the Table 3 ablation (SA vs SSA, tied vs untied head) in PredCls")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides for the relation runs")
+    p.add_argument("--frequency-baseline", nargs=4, metavar=("MODE", "OUT_DIR", "DETECTOR", "DATA_DIR"),
+                   help=argparse.SUPPRESS)  # one pool job of the run below
     a = p.parse_args(argv)
+    if a.frequency_baseline:
+        mode, freq_dir, detector, data_dir = a.frequency_baseline
+        frequency_baseline(mode, freq_dir, detector, data_dir, list(a.opts))
+        return 0
     out = os.path.abspath(a.out)
     data_dir = os.path.abspath(a.data_dir)
     os.makedirs(out, exist_ok=True)
@@ -169,9 +176,10 @@ def main(argv=None) -> int:
 
     runs: dict = {}
     seeds = list(range(a.seeds))
-    jobs = [(mode, variant, seed) for mode in MODES for variant in VARIANTS for seed in seeds]
+    # Longest first (SGDet, SGCls, PredCls), so that the two slots finish together.
+    jobs = [(mode, variant, seed) for mode in reversed(MODES) for seed in seeds for variant in VARIANTS]
     if a.ablation:
-        jobs += [("predcls", v, seed) for v in ABLATIONS for seed in seeds]
+        jobs += [("predcls", v, seed) for seed in seeds for v in ABLATIONS]
     pending = []
     for mode, variant, seed in jobs:
         name, extra = {**VARIANTS, **ABLATIONS}[variant]
@@ -185,23 +193,22 @@ def main(argv=None) -> int:
                *mode_switches(mode), *extra, "MODEL.PRETRAINED_DETECTOR_CKPT", detector, "OUTPUT_DIR", run_dir,
                "SEED", str(seed), *a.opts]
         pending.append((cmd, f"{name} {MODE_NAMES[mode]} seed {seed}", run_dir))
-    if a.report_only:
-        pending = []
-    for i in range(0, len(pending), a.jobs):
-        run_parallel(pending[i:i + a.jobs], timings, threads=max(1, (os.cpu_count() or 1) // a.jobs))
     for mode in MODES:
         freq_dir = os.path.join(out, f"frequency_{mode}")
         runs["Frequency prior", mode] = [freq_dir]
         fresh(freq_dir, a.force)
-        if not os.path.isfile(os.path.join(freq_dir, "inference", TEST_SET, "results.json")) and not a.report_only:
-            t0 = time.perf_counter()
-            print(f"\n==> frequency baseline ({MODE_NAMES[mode]})", flush=True)
-            frequency_baseline(mode, freq_dir, detector, data_dir, list(a.opts))
-            timings[f"frequency baseline ({MODE_NAMES[mode]})"] = time.perf_counter() - t0
+        if not os.path.isfile(os.path.join(freq_dir, "inference", TEST_SET, "results.json")):
+            cmd = [py, os.path.abspath(__file__), "--frequency-baseline", mode, freq_dir, detector, data_dir,
+                   *a.opts]
+            pending.append((cmd, f"frequency baseline ({MODE_NAMES[mode]})", freq_dir))
+    if pending and not a.report_only:
+        t0 = time.perf_counter()
+        run_pool(pending, a.jobs, timings)
+        timings[f"all relation runs and baselines ({a.jobs} at a time)"] = time.perf_counter() - t0
 
     timings["total"] = time.perf_counter() - t_start
     write_report(out, runs, os.path.join(data_dir, "synthvg"), TEST_SET, timings,
-                 command="make demo" if os.environ.get("MAKELEVEL") else " ".join(["python", *sys.argv]))
+                 command=" ".join(["python", os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]]))
     return 0
 
 
