@@ -7,7 +7,7 @@ setup(
     description="Neural Motifs scene graph generation with self-supervised relation alignment",
     packages=find_packages(include=["maskrcnn_benchmark", "maskrcnn_benchmark.*"]),
     package_data={"maskrcnn_benchmark": ["data/resources/*.json"]},
-    python_requires=">=3.9",
+    python_requires=">=3.10",  # faster-coco-eval 1.8
     install_requires=[
         "torch>=2.1,<3",
         "torchvision>=0.16",
@@ -18,7 +18,8 @@ setup(
         "Pillow>=9.0",
         "tqdm>=4.60",
         "matplotlib>=3.5",
-        "pycocotools>=2.0.6",
+        "faster-coco-eval>=1.8",  # COCO box AP (C++ COCOeval; SGB ran pycocotools)
     ],
-    extras_require={"test": ["pytest>=7"]},
+    # pycocotools: the tests check faster-coco-eval's numbers against it
+    extras_require={"test": ["pytest>=7", "pycocotools>=2.0.6"]},
 )

@@ -1,11 +1,10 @@
-"""Detection AP through pycocotools: known answers, SGB's +1 widths, sharding changes nothing."""
+"""Detection AP (faster-coco-eval): known answers, SGB's +1 widths, and the same numbers as
+pycocotools' COCOeval (what SGB runs) when pycocotools is installed (the ``test`` extra)."""
 import contextlib
 import io
 
 import numpy as np
 import pytest
-from pycocotools.coco import COCO
-from pycocotools.cocoeval import COCOeval
 
 from maskrcnn_benchmark.data.datasets.evaluation.vg import evaluate_detections
 
@@ -51,43 +50,83 @@ def test_wrong_class_is_a_miss_and_empty_inputs():
         evaluate_detections([_gt([[0, 0, 1, 1]], [3])], [_det([[0, 0, 1, 1]], [1], [1])], 3)
 
 
-def test_sharded_equals_one_plain_cocoeval():
-    rng = np.random.default_rng(0)
+def _random_case(seed: int, n_images: int = 40, n_classes: int = 6):
+    """Noisy detections of random GT boxes: wrong classes, boxes with x2 < x1 (negative area),
+    duplicate scores, images without GT or without detections."""
+    rng = np.random.default_rng(seed)
     gts, dets = [], []
-    for _ in range(25):
-        n, d = int(rng.integers(1, 6)), int(rng.integers(0, 12))
+    for i in range(n_images):
+        n, d = int(rng.integers(0 if i % 7 == 0 else 1, 6)), int(rng.integers(0, 12))
         xy = rng.uniform(0, 100, (n, 2))
-        g = _gt(np.hstack([xy, xy + rng.uniform(5, 60, (n, 2))]), rng.integers(1, 6, n))
-        src = rng.integers(0, n, d)
-        boxes = g["boxes"][src] + rng.normal(0, 4, (d, 4)).astype(np.float32)
-        labels = np.where(rng.random(d) < 0.8, g["labels"][src], rng.integers(1, 6, d))
+        g = _gt(np.hstack([xy, xy + rng.uniform(2, 130, (n, 2))]).reshape(-1, 4),
+                rng.integers(1, n_classes, n))
+        if n:
+            src = rng.integers(0, n, d)
+            boxes = g["boxes"][src] + rng.normal(0, 4, (d, 4)).astype(np.float32)
+            labels = np.where(rng.random(d) < 0.8, g["labels"][src], rng.integers(1, n_classes, d))
+        else:
+            xy = rng.uniform(0, 100, (d, 2))
+            boxes, labels = np.hstack([xy, xy + 10]), rng.integers(1, n_classes, d)
+        scores = np.round(rng.random(d), 1)  # ties
         gts.append(g)
-        dets.append(_det(boxes, labels, rng.random(d)))
-    ours = evaluate_detections(gts, dets, 6)
-    assert ours == evaluate_detections(gts, dets, 6, num_workers=2)
-    # one plain pycocotools run over every (image, category), SGB-style +1 widths
+        dets.append(_det(boxes, labels, scores))
+    return gts, dets
+
+
+def _pycocotools(gts, dets, n_classes: int, plus_one: bool):
+    """One plain pycocotools COCOeval run, SGB-style (vg_eval.py): xywh, loadRes of an array."""
+    coco_mod = pytest.importorskip("pycocotools.coco")
+    cocoeval_mod = pytest.importorskip("pycocotools.cocoeval")
+    off = 1.0 if plus_one else 0.0
     anns, res = [], []
     for i, (g, d) in enumerate(zip(gts, dets)):
-        for b, c in zip(g["boxes"].tolist(), g["labels"].tolist()):
-            w, h = b[2] - b[0] + 1, b[3] - b[1] + 1
+        for b, c in zip(g["boxes"].astype(np.float64).tolist(), g["labels"].tolist()):
+            w, h = b[2] - b[0] + off, b[3] - b[1] + off
             anns.append({"id": len(anns) + 1, "image_id": i, "category_id": c,
                          "bbox": [b[0], b[1], w, h], "area": w * h, "iscrowd": 0})
-        for b, c, s in zip(d["boxes"].tolist(), d["labels"].tolist(), d["scores"].tolist()):
-            res.append([i, b[0], b[1], b[2] - b[0] + 1, b[3] - b[1] + 1, s, c])
+        for b, c, s in zip(d["boxes"].astype(np.float64).tolist(), d["labels"].tolist(),
+                           d["scores"].astype(np.float64).tolist()):
+            res.append([i, b[0], b[1], b[2] - b[0] + off, b[3] - b[1] + off, s, c])
     with contextlib.redirect_stdout(io.StringIO()):
-        coco = COCO()
+        coco = coco_mod.COCO()
         coco.dataset = {"images": [{"id": i} for i in range(len(gts))],
-                        "categories": [{"id": c} for c in range(1, 6)], "annotations": anns}
+                        "categories": [{"id": c} for c in range(1, n_classes)],
+                        "annotations": anns}
         coco.createIndex()
-        ev = COCOeval(coco, coco.loadRes(np.array(res)), "bbox")
+        ev = cocoeval_mod.COCOeval(coco, coco.loadRes(np.array(res)), "bbox")
         ev.evaluate()
         ev.accumulate()
         ev.summarize()
-    assert ours["AP"] == pytest.approx(ev.stats[0], abs=1e-12)
-    assert ours["mAP@0.5"] == pytest.approx(ev.stats[1], abs=1e-12)
-    assert ours["AR100"] == pytest.approx(ev.stats[8], abs=1e-12)
-    assert ours["AP_small"] == pytest.approx(ev.stats[3], abs=1e-12)
+    return ev
+
+
+@pytest.mark.parametrize("seed,plus_one", [(0, True), (1, True), (2, False)])
+def test_same_numbers_as_pycocotools(seed, plus_one):
+    gts, dets = _random_case(seed)
+    ev = _pycocotools(gts, dets, 6, plus_one)
+    ours = evaluate_detections(gts, dets, 6, plus_one=plus_one)
+    names = ("AP", "AP50", "AP75", "AP_small", "AP_medium", "AP_large",
+             "AR1", "AR10", "AR100", "AR_small", "AR_medium", "AR_large")
+    for name, ref in zip(names, ev.stats):
+        if ref < 0:
+            assert ours[name] is None, name
+        else:
+            assert ours[name] == pytest.approx(ref, abs=1e-12), name
+    assert ours["mAP@0.5"] == ours["AP50"]
+    prec = ev.eval["precision"][0, :, :, 0, -1]
+    for k, cat in enumerate(ev.params.catIds):
+        p = prec[:, k]
+        ref = p[p > -1].mean() if (p > -1).any() else None
+        got = ours["per_class_AP50"][str(cat)]
+        assert got == (None if ref is None else pytest.approx(ref, abs=1e-12)), cat
+    assert 0 < ours["AP"] < ours["AP50"] < 1  # a non-trivial case
+
+
+def test_size_breakdown_off_changes_only_the_area_ranges():
+    gts, dets = _random_case(3)
+    full = evaluate_detections(gts, dets, 6)
     quick = evaluate_detections(gts, dets, 6, size_breakdown=False)
     assert quick["AP_small"] is None and quick["AR_large"] is None
-    assert {k: quick[k] for k in ("AP", "AP50", "AP75", "AR1", "AR100", "per_class_AP50")} == \
-        {k: ours[k] for k in ("AP", "AP50", "AP75", "AR1", "AR100", "per_class_AP50")}
+    assert full["AP_small"] is not None and full["AR_large"] is not None
+    keys = ("AP", "AP50", "AP75", "AR1", "AR10", "AR100", "per_class_AP50", "num_detections")
+    assert {k: quick[k] for k in keys} == {k: full[k] for k in keys}

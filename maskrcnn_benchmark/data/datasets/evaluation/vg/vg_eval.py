@@ -84,8 +84,7 @@ def do_vg_evaluation(cfg, dataset, predictions: Sequence[Mapping[str, np.ndarray
         keep = [i for i, g in enumerate(gts) if rel.MAX_BOXES <= 0 or len(g["labels"]) <= rel.MAX_BOXES]
         results["detection"] = evaluate_detections(
             [gts[i] for i in keep], [predictions[i] for i in keep], len(dataset.ind_to_classes),
-            class_names=dataset.ind_to_classes, num_workers=rel.NUM_WORKERS,
-            size_breakdown=False)
+            class_names=dataset.ind_to_classes, size_breakdown=False)
     table = format_table(results)
     logger.info(table)
     image_ids = [dataset.get_img_info(i)["image_id"] for i in indices]
