@@ -44,12 +44,15 @@ def load_pretrained_detector(model: nn.Module, path: str, obj_classes: Optional[
 
 def relation_to_original(pred: Mapping[str, Tensor], orig_hw: tuple) -> Dict[str, np.ndarray]:
     """One image's model output (resized pixels, ``"image_size"`` set by compute_on_dataset) ->
-    the evaluator's numpy dict in the original image's pixels."""
-    return {"boxes": np.asarray(rescale_boxes(pred["boxes"].float(), pred["image_size"], orig_hw), np.float32),
-            "labels": pred["labels"].numpy().astype(np.int64),
-            "scores": pred["scores"].float().numpy().astype(np.float32),
-            "rel_pairs": pred["rel_pairs"].numpy().astype(np.int64).reshape(-1, 2),
-            "rel_scores": pred["rel_scores"].float().numpy().astype(np.float32)}
+    the evaluator's numpy dict in the original image's pixels (``num_top_pairs`` carried over)."""
+    out = {"boxes": np.asarray(rescale_boxes(pred["boxes"].float(), pred["image_size"], orig_hw), np.float32),
+           "labels": pred["labels"].numpy().astype(np.int64),
+           "scores": pred["scores"].float().numpy().astype(np.float32),
+           "rel_pairs": pred["rel_pairs"].numpy().astype(np.int64).reshape(-1, 2),
+           "rel_scores": pred["rel_scores"].float().numpy().astype(np.float32)}
+    if "num_top_pairs" in pred:
+        out["num_top_pairs"] = int(pred["num_top_pairs"])
+    return out
 
 
 def relation_summary(results: Mapping[str, Any]) -> Dict[str, float]:

@@ -76,7 +76,9 @@ def test_relation_to_original_rescales_boxes_and_casts():
     out = relation_to_original(pred, (100, 300))
     assert np.allclose(out["boxes"], [[30., 40., 90., 80.]]) and out["boxes"].dtype == np.float32
     assert out["labels"].dtype == np.int64 and out["rel_pairs"].shape == (0, 2)
-    assert out["rel_scores"].dtype == np.float32
+    assert out["rel_scores"].dtype == np.float32 and "num_top_pairs" not in out
+    top = relation_to_original({**pred, "num_top_pairs": torch.tensor(0)}, (100, 300))
+    assert top["num_top_pairs"] == 0 and type(top["num_top_pairs"]) is int
 
 
 def test_relation_summary_flattens_and_drops_none():

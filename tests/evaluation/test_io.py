@@ -28,7 +28,8 @@ def test_predictions_round_trip(tmp_path):
                      indices=[4, 5, 6], image_ids=[10, 11, 12], checkpoint="model_final.pth",
                      meta={"TOPK_TRIPLETS": 100})
     raw = torch.load(path, weights_only=True)  # readable without our code
-    assert raw["format"] == PREDICTIONS_FORMAT and raw["version"] == 1
+    assert raw["format"] == PREDICTIONS_FORMAT and raw["version"] == 2
+    assert raw["num_top_pairs"].tolist() == raw["num_pairs"].tolist()  # no extra GT-pair rows
     loaded, info = load_predictions(path)
     assert info["mode"] == "sgdet" and info["indices"] == [4, 5, 6]
     assert info["image_ids"] == [10, 11, 12] and info["meta"] == {"TOPK_TRIPLETS": 100}
@@ -37,6 +38,29 @@ def test_predictions_round_trip(tmp_path):
         for k in a:
             np.testing.assert_array_equal(np.asarray(a[k]).reshape(b[k].shape), b[k])
         assert b["rel_scores"].shape[1] == 5 and b["boxes"].dtype == np.float32
+
+
+def test_num_top_pairs_round_trip_and_version_1_files(tmp_path):
+    preds = _preds(np.random.default_rng(3), n=4)
+    preds[2] = {**preds[2], "rel_pairs": np.array([[0, 1], [1, 0], [0, 2]]),
+                "rel_scores": np.full((3, 5), 0.2, np.float32), "num_top_pairs": 1}
+    path = str(tmp_path / "v2.pt")
+    save_predictions(path, preds, mode="sgcls", dataset="x", num_predicates=5)
+    assert torch.load(path, weights_only=True)["num_top_pairs"][2].item() == 1
+    loaded, info = load_predictions(path)
+    assert loaded[2]["num_top_pairs"] == 1 and len(loaded[2]["rel_pairs"]) == 3
+    assert all("num_top_pairs" not in p for i, p in enumerate(loaded) if i != 2)
+    # a version 1 file (written before num_top_pairs existed): every pair is a top pair
+    doc = torch.load(path, weights_only=True)
+    del doc["num_top_pairs"]
+    doc["version"] = 1
+    torch.save(doc, str(tmp_path / "v1.pt"))
+    old, info = load_predictions(str(tmp_path / "v1.pt"))
+    assert info["version"] == 1 and all("num_top_pairs" not in p for p in old)
+    np.testing.assert_array_equal(old[2]["rel_pairs"], loaded[2]["rel_pairs"])
+    with pytest.raises(ValueError, match="num_top_pairs 4 is not in 1..3"):
+        save_predictions(str(tmp_path / "bad.pt"), [{**preds[2], "num_top_pairs": 4}],
+                         mode="sgcls", dataset="x", num_predicates=5)
 
 
 def test_predictions_file_errors(tmp_path):

@@ -190,3 +190,83 @@ def test_train_triplets_from_a_dataset_and_cache(tmp_path):
     assert train_triplets(_Data([]), cache).tolist() == seen.tolist()  # read back from the cache
     test = [_image(3, [[0, 1, 1], [2, 0, 2]])]
     assert zeroshot_from_train(seen, test).tolist() == [[3, 1, 2]]
+
+
+def _all_pair_images(mode, seed=0, n_images=30, num_predicates=6):
+    """Images with every ordered pair predicted (as the model does with GT boxes), ranked by a
+    random triplet score; SGCls labels are sometimes wrong."""
+    rng = np.random.default_rng(seed)
+    gts, preds = [], []
+    for _ in range(n_images):
+        n = int(rng.integers(2, 12))
+        xy = rng.uniform(0, 200, (n, 2))
+        boxes = np.hstack([xy, xy + rng.uniform(5, 50, (n, 2))]).astype(np.float32)
+        labels = rng.integers(1, 5, n)
+        m = int(rng.integers(1, 2 * n))
+        sub, obj = rng.integers(0, n, m), rng.integers(0, n, m)
+        obj = np.where(sub == obj, (obj + 1) % n, obj)
+        gts.append({"boxes": boxes, "labels": labels,
+                    "relations": np.stack([sub, obj, rng.integers(1, num_predicates, m)], 1)})
+        pairs = np.array([(i, j) for i in range(n) for j in range(n) if i != j], np.int64)
+        rel = rng.dirichlet(np.full(num_predicates, 0.3), len(pairs)).astype(np.float32)
+        pred_labels = labels if mode == "predcls" else \
+            np.where(rng.random(n) < 0.8, labels, rng.integers(1, 5, n))
+        scores = np.ones(n, np.float32) if mode == "predcls" else \
+            rng.uniform(0.2, 1, n).astype(np.float32)
+        order = np.argsort(-(rel[:, 1:].max(1) * scores[pairs[:, 0]] * scores[pairs[:, 1]]),
+                           kind="stable")
+        preds.append({"boxes": boxes.copy(), "labels": pred_labels, "scores": scores,
+                      "rel_pairs": pairs[order], "rel_scores": rel[order]})
+    return gts, preds
+
+
+def _cut(gt, pred, top, keep_gt_pairs):
+    """The top ``top`` pairs, plus (``keep_gt_pairs``) the GT pairs ranked below them, in order:
+    what RelationPostProcessor stores with and without the targets' GT pairs."""
+    pairs = pred["rel_pairs"]
+    rows = np.arange(min(top, len(pairs)))
+    if keep_gt_pairs:
+        gt_keys = gt["relations"][:, 0] * 1000 + gt["relations"][:, 1]
+        below = np.arange(len(rows), len(pairs))
+        rows = np.concatenate([rows, below[np.isin(pairs[below, 0] * 1000 + pairs[below, 1],
+                                                   gt_keys)]])
+    out = {**pred, "rel_pairs": pairs[rows], "rel_scores": pred["rel_scores"][rows]}
+    if keep_gt_pairs:
+        out["num_top_pairs"] = min(top, len(pairs))
+    return out
+
+
+@pytest.mark.parametrize("mode", ["predcls", "sgcls"])
+def test_accuracy_exact_with_gt_pairs_below_the_top_k(mode):
+    """A@K ranks every prediction on a GT pair (SGB keeps all pairs). Storing the top T pairs
+    plus the GT pairs below them (num_top_pairs = T) gives every metric at K <= T exactly as
+    with all pairs; the top T alone loses A@K on images with more than T pairs."""
+    gts, preds = _all_pair_images(mode)
+    ks, top = (5, 10, 20), 20
+    kw = dict(ks=ks, zeroshot_triplets=np.zeros((0, 3)))
+    full = evaluate_relations(gts, preds, mode, 6, **kw)
+    exact = evaluate_relations(gts, [_cut(g, p, top, True) for g, p in zip(gts, preds)], mode, 6,
+                               **kw)
+    topk_only = evaluate_relations(gts, [_cut(g, p, top, False) for g, p in zip(gts, preds)],
+                                   mode, 6, **kw)
+    assert exact["metrics"] == full["metrics"]
+    assert exact["counts"]["gt_pairs_without_prediction"] == 0
+    assert topk_only["counts"]["gt_pairs_without_prediction"] > 0
+    for k in ks:
+        assert topk_only["metrics"][f"R@{k}"] == full["metrics"][f"R@{k}"]
+        assert topk_only["metrics"][f"ngR@{k}"] == full["metrics"][f"ngR@{k}"]
+        assert topk_only["metrics"][f"A@{k}"] <= full["metrics"][f"A@{k}"]
+    assert topk_only["metrics"]["A@20"] < full["metrics"]["A@20"]
+
+
+def test_rows_after_num_top_pairs_count_only_for_accuracy():
+    # one GT relation; its pair is stored after the top pair: not a graph-constrained hit
+    gt = _image(3, [[0, 1, 1]])
+    pred = _pred(gt, [(1, 2, {2: 0.9}), (0, 1, {1: 0.8})])
+    both = evaluate_relations([gt], [pred], "predcls", P, ks=(1, 2))["metrics"]
+    assert both["R@2"] == 1.0 and both["A@1"] == 1.0
+    extra = evaluate_relations([gt], [{**pred, "num_top_pairs": 1}], "predcls", P,
+                               ks=(1, 2))["metrics"]
+    assert extra["R@2"] == 0.0 and extra["ngR@2"] == 0.0 and extra["A@1"] == 1.0
+    with pytest.raises(ValueError, match="num_top_pairs must be in 1..2"):
+        evaluate_relations([gt], [{**pred, "num_top_pairs": 3}], "predcls", P)

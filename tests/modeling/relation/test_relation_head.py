@@ -131,3 +131,45 @@ def test_few_steps_on_a_fixed_batch_lower_the_loss(mode, make_cfg, make_batch, s
         loss_at(0).backward()
         opt.step()
     assert loss_at(0).item() < 0.7 * first.item()
+
+
+def test_post_processor_keeps_gt_pairs_below_the_top_k_in_rank_order():
+    from maskrcnn_benchmark.modeling.roi_heads.relation_head.inference import RelationPostProcessor
+
+    g = torch.Generator().manual_seed(0)
+    n = 6
+    pairs = torch.tensor([(i, j) for i in range(n) for j in range(n) if i != j])
+    rel_logits = torch.randn(len(pairs), 5, generator=g)
+    obj_logits = torch.randn(n, 7, generator=g)
+    obj_preds = obj_logits.argmax(1)
+    gt = torch.tensor([[0, 1], [4, 2], [3, 5], [0, 1], [5, 5]])  # a duplicate, a self pair
+    post = RelationPostProcessor(topk=4)
+    args = ([torch.rand(n, 4, generator=g)], obj_logits, obj_preds, rel_logits, [pairs])
+    plain, = post(*args)
+    kept, = post(*args, gt_pairs=[gt])
+    everything, = RelationPostProcessor(topk=0)(*args)
+    assert "num_top_pairs" not in plain and kept["num_top_pairs"].item() == 4
+    assert torch.equal(kept["rel_pairs"][:4], plain["rel_pairs"])
+    assert torch.equal(kept["rel_pairs"][:4], everything["rel_pairs"][:4])
+    # below the top 4: exactly the GT pairs, in the order of the full ranking
+    rest = [tuple(p) for p in everything["rel_pairs"][4:].tolist()]
+    expected = [p for p in rest if p in {(0, 1), (4, 2), (3, 5)}]
+    assert [tuple(p) for p in kept["rel_pairs"][4:].tolist()] == expected
+    rows = [rest.index(p) + 4 for p in expected]
+    assert torch.equal(kept["rel_scores"][4:], everything["rel_scores"][rows])
+    assert len(expected) == 3 - sum(tuple(p) in {(0, 1), (4, 2), (3, 5)}
+                                    for p in plain["rel_pairs"].tolist())
+
+
+def test_eval_with_targets_keeps_gt_pairs_in_gt_box_modes(make_cfg, make_batch, stats):
+    for mode in ("predcls", "sgcls"):
+        cfg = make_cfg(mode)
+        cfg.TEST.RELATION.TOPK_TRIPLETS = 3
+        head = _head(cfg, stats).eval()
+        feats, sizes, targets, proposals = _batch(make_batch, mode)
+        with torch.no_grad():
+            results = head(feats, proposals, sizes, targets)
+        for r, t in zip(results, targets):
+            assert r["num_top_pairs"].item() == 3
+            stored = {tuple(p) for p in r["rel_pairs"].tolist()}
+            assert {tuple(p) for p in t["relation_tuples"][:, :2].tolist()} <= stored

@@ -84,7 +84,8 @@ class ROIRelationHead(nn.Module):
         "labels", "class_logits" [n, C]} (GT boxes in PredCls / SGCls); image_sizes (h, w);
         targets as the dataset's (training). Training -> losses {"loss_rel", ["loss_refine_obj"],
         [extra predictor losses]}; eval -> per image {"boxes", "labels", "scores", "rel_pairs",
-        "rel_scores"}."""
+        "rel_scores"} (+ "num_top_pairs" in PredCls / SGCls when the targets carry
+        "relation_tuples": see :class:`RelationPostProcessor`)."""
         self._check(proposals, targets)
         proposals = [dict(p) for p in proposals]
         boxes = [p["boxes"] for p in proposals]
@@ -114,7 +115,11 @@ class ROIRelationHead(nn.Module):
             roi_features, union_features, proposals, pair_idxs, image_sizes, rel_labels)
 
         if not self.training:
-            results = self.post_processor(boxes, obj_logits, obj_preds, rel_logits, pair_idxs)
+            gt_pairs = None  # PredCls / SGCls evaluation: keep every prediction on a GT pair (A@K)
+            if self.mode != "sgdet" and targets is not None and \
+                    all("relation_tuples" in t for t in targets):
+                gt_pairs = [t["relation_tuples"][:, :2] for t in targets]
+            results = self.post_processor(boxes, obj_logits, obj_preds, rel_logits, pair_idxs, gt_pairs)
             if self.mode == "sgdet":  # SGB: the box regressed for the refined class, when known
                 for r, p in zip(results, proposals):
                     if "boxes_per_cls" in p:

@@ -117,7 +117,10 @@ def match_image(gt: Mapping[str, np.ndarray], pred: Mapping[str, np.ndarray], mo
 
     gt: ``boxes`` [N, 4] xyxy, ``labels`` [N], ``relations`` [M, 3] (subject, object, predicate).
     pred: ``boxes`` [N', 4], ``labels`` [N'], ``scores`` [N'], ``rel_pairs`` [R, 2] ranked best
-    first, ``rel_scores`` [R, P]. The given pair order is the ranking, as in SGB.
+    first, ``rel_scores`` [R, P]. The given pair order is the ranking, as in SGB. Optional
+    ``num_top_pairs`` T (default R): only the first T pairs count for R@K and ngR@K; the rows after
+    them (PredCls/SGCls: the GT pairs ranked below the stored top K, see
+    ``RelationPostProcessor``) count only for A@K, which ranks every prediction on a GT pair.
     In PredCls the predicted boxes, labels and scores are replaced by the GT boxes, GT labels and
     1.0, as SGB does. ``zeroshot_keys``: sorted :func:`triplet_keys` of zero-shot triplets.
     ``max_rank``: graph-constrained hits at rank >= max_rank are reported as NO_HIT (they count
@@ -162,14 +165,18 @@ def match_image(gt: Mapping[str, np.ndarray], pred: Mapping[str, np.ndarray], mo
     if pairs.min() < 0 or pairs.max() >= boxes.shape[0]:
         raise ValueError(f"rel_pairs index boxes 0..{boxes.shape[0] - 1}, got indices "
                          f"{pairs.min()}..{pairs.max()}")
+    top = int(pred.get("num_top_pairs", len(pairs)))
+    if not 0 < top <= len(pairs):
+        raise ValueError(f"num_top_pairs must be in 1..{len(pairs)} (the number of rel_pairs), "
+                         f"got {top}")
     ps, po = pairs[:, 0], pairs[:, 1]
 
     # [N_gt, N_pred]: same class and IoU >= threshold (computed once per image)
     obj_ok = (box_iou_sgb(gt_boxes, boxes) >= iou_threshold) & (gt_labels[:, None] == labels[None])
 
     # graph constraint: one predicate per pair, the best non-background one. Only the first
-    # max_rank pairs can count for R@K, plus (A@K) every prediction on a GT pair.
-    limit = len(pairs) if max_rank is None else min(len(pairs), max_rank)
+    # min(top, max_rank) pairs can count for R@K, plus (A@K) every prediction on a GT pair.
+    limit = top if max_rank is None else min(top, max_rank)
     rows = np.arange(limit)
     if mode != "sgdet":
         base = max(boxes.shape[0], gt_boxes.shape[0]) + 1
@@ -186,7 +193,8 @@ def match_image(gt: Mapping[str, np.ndarray], pred: Mapping[str, np.ndarray], mo
         pair_rank, missing = np.full(m, NO_HIT, np.int64), 0
 
     # no graph constraint: top ng_top (pair, predicate) by s_sub * s_obj * p(pred)
-    cand_pair, cand_pred = no_graph_candidates(rel_scores, scores[ps] * scores[po], ng_top)
+    cand_pair, cand_pred = no_graph_candidates(rel_scores[:top], scores[ps[:top]] * scores[po[:top]],
+                                               ng_top)
     ng_hit = _box_hit(obj_ok, gs, go, ps[cand_pair], po[cand_pair]) & (gp[:, None] == cand_pred[None])
     ng_rank = _first_true(ng_hit)
     return ImageMatches(OK, gp, rank, ng_rank, pair_rank, zs, missing)

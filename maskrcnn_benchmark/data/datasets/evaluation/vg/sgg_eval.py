@@ -8,8 +8,8 @@ worker processes) and then reduces the per-relation first-hit ranks to every met
   mean over all P - 1 predicate classes, a predicate absent from the evaluated GT counting 0.
 - ``ngR@K``, ``ng-mR@K``: the same with no graph constraint (top 100 (pair, predicate)).
 - ``zR@K``, ``ng-zR@K``: per-image recall of zero-shot GT relations, mean over images having one.
-- ``A@K`` (PredCls/SGCls): predictions on GT pairs only, hits summed / GT relations summed
-  (SGB: mean of hits / mean of counts).
+- ``A@K`` (PredCls/SGCls): predictions on GT pairs only (every stored one, including the rows
+  after ``num_top_pairs``), hits summed / GT relations summed (SGB: mean of hits / mean of counts).
 - ``HEAD/BODY/TAIL mR@K``: mean per-predicate recall within each predicate group.
 
 Evaluated images are SGB's: images with GT relations *and* at least one predicted pair (SGB skips
