@@ -128,6 +128,18 @@ def frequency_baseline(mode: str, out_dir: str, detector: str, data_dir: str, op
     run_relation_test(cfg, model.to(device), device, ("test",), checkpoint="frequency prior of the train split")
 
 
+def describe_setup(detector: str, opts: list[str]) -> str:
+    """One Markdown line: the relation configs, their overrides and the detector with its test mAP."""
+    metrics = os.path.join(os.path.dirname(detector), "inference", TEST_SET, "detection_metrics.json")
+    det = f"`{os.path.relpath(detector, ROOT)}`"
+    if os.path.isfile(metrics):
+        with open(metrics) as f:
+            det += f" (test mAP@0.5 {json.load(f)['mAP@0.5']:.3f})"
+    return (f"Configs: `{RELATION_CONFIG.format(mode='{predcls,sgcls,sgdet}')}` (Align-Motifs: "
+            f"`{' '.join(ALIGN_ON)}`)" + (f" with `{' '.join(opts)}`" if opts else "") +
+            f"; detector {det} from `{DETECTOR_CONFIG}`.")
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="demo_output")
@@ -207,7 +219,7 @@ def main(argv=None) -> int:
         timings[f"all relation runs and baselines ({a.jobs} at a time)"] = time.perf_counter() - t0
 
     timings["total"] = time.perf_counter() - t_start
-    write_report(out, runs, os.path.join(data_dir, "synthvg"), TEST_SET, timings,
+    write_report(out, runs, os.path.join(data_dir, "synthvg"), TEST_SET, timings, setup=describe_setup(detector, a.opts),
                  command=" ".join(["python", os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]]))
     return 0
 

@@ -214,9 +214,10 @@ def _git_commit(root: str) -> str:
 
 
 def write_report(out: str, runs: Mapping[tuple, Sequence[str]], data_dir: str, test_set: str,
-                 timings: Mapping[str, float], command: str, num_examples: int = 4) -> str:
+                 timings: Mapping[str, float], command: str, num_examples: int = 4, setup: str = "") -> str:
     """Write ``out/results.md`` and the pictures for runs ``{(method, mode): [run_dir per seed]}``; print the
-    table and where the files are last. Returns the Markdown text."""
+    table and where the files are last. ``setup`` (Markdown) says which configs and detector ran.
+    Returns the Markdown text."""
     import datetime
 
     from maskrcnn_benchmark.data.datasets.evaluation.vg import load_predictions
@@ -273,6 +274,7 @@ def write_report(out: str, runs: Mapping[tuple, Sequence[str]], data_dir: str, t
         f"Command: `{command}` at commit `{_git_commit(_REPO_ROOT)}`, "
         f"{datetime.datetime.now():%Y-%m-%d %H:%M}. Test split `{test_set}`; one model per protocol, {runs_text}. "
         "Numbers are recalls in %, computed by the SGB-exact evaluator; the best mean per column is bold.",
+        *([setup] if setup else []),
         "## mR@K (the layout of the paper's Table 2)", table,
         "## R@K (graph constraint)", results_table(main_rows, "R"),
         "## No-graph-constraint mR@K", results_table(main_rows, "ng-mR"),

@@ -39,3 +39,14 @@ def test_pool_failure_names_the_job_and_its_log_after_the_others_finish(tmp_path
     assert "'bad' (exit 3)" in str(err.value) and os.path.join(bad[2], "console.log") in str(err.value)
     assert os.path.isfile(os.path.join(ok[2], "done"))  # the queue still ran
     assert "boom" in open(os.path.join(bad[2], "console.log")).read()
+
+
+def test_setup_line_names_configs_overrides_and_detector_map(tmp_path):
+    demo = _demo()
+    det_dir = tmp_path / "detector"
+    (det_dir / "inference" / demo.TEST_SET).mkdir(parents=True)
+    (det_dir / "inference" / demo.TEST_SET / "detection_metrics.json").write_text('{"mAP@0.5": 0.5785}')
+    line = demo.describe_setup(str(det_dir / "model_final.pth"), ["SOLVER.MAX_ITER", "150"])
+    assert "motifs_{predcls,sgcls,sgdet}.yaml" in line and "`SOLVER.MAX_ITER 150`" in line
+    assert "test mAP@0.5 0.579" in line
+    assert "mAP" not in demo.describe_setup(str(tmp_path / "elsewhere.pth"), [])
