@@ -1,18 +1,8 @@
 """tools/demo.py's job pool: every job runs with its share of the cores, a failure names its log."""
-import importlib.util
 import os
 import sys
 
 import pytest
-
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def _demo():
-    spec = importlib.util.spec_from_file_location("demo_tool", os.path.join(ROOT, "tools", "demo.py"))
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
 
 
 def _job(tmp_path, name, code):
@@ -20,29 +10,29 @@ def _job(tmp_path, name, code):
     return [sys.executable, "-c", code.format(out=str(out / "done"))], name, str(out)
 
 
-def test_pool_runs_every_job_with_one_thread_per_slot(tmp_path):
+def test_pool_runs_every_job_with_one_thread_per_slot(tmp_path, load_tool):
     write = "import os; open({out!r}, 'w').write(os.environ['OMP_NUM_THREADS'])"
     jobs = [_job(tmp_path, f"job{i}", write) for i in range(3)]
     timings = {}
-    _demo().run_pool(jobs, slots=2, timings=timings)
+    load_tool("demo").run_pool(jobs, slots=2, timings=timings)
     threads = str(max(1, (os.cpu_count() or 1) // 2))
     assert [open(os.path.join(d, "done")).read() for _, _, d in jobs] == [threads] * 3
     assert set(timings) == {"job0", "job1", "job2"}
     assert all(os.path.isfile(os.path.join(d, "console.log")) for _, _, d in jobs)
 
 
-def test_pool_failure_names_the_job_and_its_log_after_the_others_finish(tmp_path):
+def test_pool_failure_names_the_job_and_its_log_after_the_others_finish(tmp_path, load_tool):
     ok = _job(tmp_path, "good", "open({out!r}, 'w').write('x')")
     bad = _job(tmp_path, "bad", "import sys; print('boom'); sys.exit(3)")
     with pytest.raises(SystemExit) as err:
-        _demo().run_pool([bad, ok], slots=1, timings={})
+        load_tool("demo").run_pool([bad, ok], slots=1, timings={})
     assert "'bad' (exit 3)" in str(err.value) and os.path.join(bad[2], "console.log") in str(err.value)
     assert os.path.isfile(os.path.join(ok[2], "done"))  # the queue still ran
     assert "boom" in open(os.path.join(bad[2], "console.log")).read()
 
 
-def test_setup_line_names_configs_overrides_and_detector_map(tmp_path):
-    demo = _demo()
+def test_setup_line_names_configs_overrides_and_detector_map(tmp_path, load_tool):
+    demo = load_tool("demo")
     det_dir = tmp_path / "detector"
     (det_dir / "inference" / demo.TEST_SET).mkdir(parents=True)
     (det_dir / "inference" / demo.TEST_SET / "detection_metrics.json").write_text('{"mAP@0.5": 0.5785}')
