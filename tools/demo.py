@@ -78,7 +78,7 @@ def run_pool(jobs: list[tuple[list[str], str, str]], slots: int, timings: dict) 
         time.sleep(1.0)
         for job in list(running):
             proc, log, bar, what, run_dir, t0 = job
-            progress = _last_iteration(os.path.join(run_dir, "log.txt"))
+            progress = job_progress(run_dir)
             if progress:
                 if bar.total != progress[1]:
                     bar.reset(total=progress[1])
@@ -95,14 +95,20 @@ def run_pool(jobs: list[tuple[list[str], str, str]], slots: int, timings: dict) 
                          "stages are reused.")
 
 
-def _last_iteration(log_file: str) -> tuple[int, int] | None:
-    """(iteration, MAX_ITER) of the last ``iter N/M`` line of a training log, if any."""
+def job_progress(run_dir: str) -> tuple[int, int] | None:
+    """(done, total) of a pool job: the last ``iter N/M`` of its training log, else the last
+    progress-bar ``N/M [`` in its console output (an evaluation-only job), else None."""
+    return (_last_match(os.path.join(run_dir, "log.txt"), rb"iter (\d+)/(\d+)")
+            or _last_match(os.path.join(run_dir, "console.log"), rb"(\d+)/(\d+) \["))
+
+
+def _last_match(path: str, pattern: bytes) -> tuple[int, int] | None:
     import re
-    if not os.path.isfile(log_file):
+    if not os.path.isfile(path):
         return None
-    with open(log_file, "rb") as f:
-        f.seek(max(0, os.path.getsize(log_file) - 8192))
-        found = re.findall(rb"iter (\d+)/(\d+)", f.read())
+    with open(path, "rb") as f:
+        f.seek(max(0, os.path.getsize(path) - 8192))
+        found = re.findall(pattern, f.read())
     return (int(found[-1][0]), int(found[-1][1])) if found else None
 
 
@@ -219,7 +225,8 @@ def main(argv=None) -> int:
         timings[f"all relation runs and baselines ({a.jobs} at a time)"] = time.perf_counter() - t0
 
     timings["total"] = time.perf_counter() - t_start
-    write_report(out, runs, os.path.join(data_dir, "synthvg"), TEST_SET, timings, setup=describe_setup(detector, a.opts),
+    write_report(out, runs, os.path.join(data_dir, "synthvg"), TEST_SET, timings,
+                 setup=describe_setup(detector, a.opts),
                  command=" ".join(["python", os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]]))
     return 0
 

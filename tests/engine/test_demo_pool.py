@@ -40,3 +40,13 @@ def test_setup_line_names_configs_overrides_and_detector_map(tmp_path, load_tool
     assert "motifs_{predcls,sgcls,sgdet}.yaml" in line and "`SOLVER.MAX_ITER 150`" in line
     assert "test mAP@0.5 0.579" in line
     assert "mAP" not in demo.describe_setup(str(tmp_path / "elsewhere.pth"), [])
+
+
+def test_progress_from_training_log_else_from_an_evaluation_bar(tmp_path, load_tool):
+    demo = load_tool("demo")
+    assert demo.job_progress(str(tmp_path)) is None
+    (tmp_path / "console.log").write_text("relation eval:  20%|##  | 5/25 [00:01<00:05]\r"
+                                          "relation eval:  36%| 9/25 [00:02<00:04]")
+    assert demo.job_progress(str(tmp_path)) == (9, 25)  # an evaluation-only job (frequency baseline)
+    (tmp_path / "log.txt").write_text("iter 20/600  eta 0:08:09  loss 0.3\niter 40/600  eta 0:07:00\n")
+    assert demo.job_progress(str(tmp_path)) == (40, 600)  # training: iterations, not eval bars
