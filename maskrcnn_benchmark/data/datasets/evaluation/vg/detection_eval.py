@@ -43,14 +43,14 @@ def _annotations(per_image: Sequence[Mapping[str, np.ndarray]], plus_one: bool,
                   plus_one)
     labels = np.concatenate([np.asarray(p["labels"], np.int64).reshape(-1) for p in per_image])
     image = np.repeat(np.arange(len(per_image)), counts)
-    cols = [image.tolist(), labels.tolist(), boxes.tolist(), (boxes[:, 2] * boxes[:, 3]).tolist()]
+    areas = boxes[:, 2] * boxes[:, 3]
+    anns = [{"id": k, "image_id": i, "category_id": c, "bbox": b, "area": a} for k, (i, c, b, a) in
+            enumerate(zip(image.tolist(), labels.tolist(), boxes.tolist(), areas.tolist()), 1)]
     if scores:
-        cols.append(np.concatenate([np.asarray(p["scores"], np.float64).reshape(-1)
-                                    for p in per_image]).tolist())
-        return [{"id": k, "image_id": i, "category_id": c, "bbox": b, "area": a, "score": s}
-                for k, (i, c, b, a, s) in enumerate(zip(*cols), 1)]
-    return [{"id": k, "image_id": i, "category_id": c, "bbox": b, "area": a}
-            for k, (i, c, b, a) in enumerate(zip(*cols), 1)]
+        for ann, s in zip(anns, np.concatenate([np.asarray(p["scores"], np.float64).reshape(-1)
+                                                for p in per_image]).tolist()):
+            ann["score"] = s
+    return anns
 
 
 def evaluate_detections(gts: Sequence[Mapping[str, np.ndarray]],

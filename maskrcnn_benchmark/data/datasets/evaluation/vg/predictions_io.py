@@ -62,7 +62,7 @@ def save_predictions(path: str, predictions: Sequence[Mapping[str, np.ndarray]],
             raise ValueError(f"image {i}: rel_scores must have {num_predicates} columns, "
                              f"got shape {rs.shape}")
         num_top.append(int(p.get("num_top_pairs", len(p["rel_pairs"]))))
-        if not (0 < num_top[-1] <= len(p["rel_pairs"]) or num_top[-1] == len(p["rel_pairs"])):
+        if not min(1, len(p["rel_pairs"])) <= num_top[-1] <= len(p["rel_pairs"]):
             raise ValueError(f"image {i}: num_top_pairs {num_top[-1]} is not in "
                              f"1..{len(p['rel_pairs'])} (the number of rel_pairs)")
     doc = {
