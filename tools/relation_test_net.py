@@ -3,20 +3,20 @@
     python tools/relation_test_net.py --config-file CONFIG [--splits val test] [--weight FILE] [KEY VALUE ...]
 
 Runs sharded under ``torchrun --nproc_per_node N`` (predictions gathered and evaluated on rank 0).
-Weights: --weight, else MODEL.WEIGHT, else OUTPUT_DIR/model_best.pth (best val mR@50), else
-OUTPUT_DIR/last_checkpoint. Results (results.json, results.txt) and predictions.pt (original
-pixels, the evaluator's format) go to OUTPUT_DIR/inference/<dataset>/.
+Weights: --weight, else MODEL.WEIGHT, else OUTPUT_DIR/model_best.pth (best val mR@50; not with
+SOLVER.SELECT_BEST_VAL False), else OUTPUT_DIR/last_checkpoint. Results (results.json,
+results.txt) and predictions.pt (original pixels, the evaluator's format) go to
+OUTPUT_DIR/inference/<dataset>/.
 """
 from __future__ import annotations
 
 import argparse
 import logging
-import os
 import sys
 
 from maskrcnn_benchmark.config import load_config
 from maskrcnn_benchmark.engine.defaults import dataset_vocabulary, default_setup
-from maskrcnn_benchmark.engine.relation_inference import run_relation_test
+from maskrcnn_benchmark.engine.relation_inference import run_checkpoint, run_relation_test
 from maskrcnn_benchmark.modeling.detector.scene_graph import build_scene_graph_model
 from maskrcnn_benchmark.modeling.roi_heads.relation_head.alignment import ALIGNMENT_STATE_PREFIX, inference_config
 from maskrcnn_benchmark.utils.checkpoint import Checkpointer
@@ -39,8 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     device = default_setup(cfg, log_name="test_log.txt", config_name="test_config.yaml")
     model = build_scene_graph_model(cfg).to(device)
     ckpt = Checkpointer(model, save_dir=cfg.OUTPUT_DIR)
-    best = os.path.join(cfg.OUTPUT_DIR, "model_best.pth") if cfg.OUTPUT_DIR else ""
-    weight = args.weight or cfg.MODEL.WEIGHT or (best if os.path.isfile(best) else ckpt.get_checkpoint_file())
+    weight = args.weight or cfg.MODEL.WEIGHT or run_checkpoint(cfg, ckpt)
     if not weight:
         logger.error("no weights: pass --weight FILE, set MODEL.WEIGHT, or train into OUTPUT_DIR (%s) first",
                      cfg.OUTPUT_DIR)

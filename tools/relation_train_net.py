@@ -6,13 +6,13 @@
 MODEL.PRETRAINED_DETECTOR_CKPT names the stage-1 checkpoint. PredCls / SGCls / SGDet via
 MODEL.ROI_RELATION_HEAD.USE_GT_BOX / USE_GT_OBJECT_LABEL. Rerunning the command resumes from
 OUTPUT_DIR/last_checkpoint. Validation every SOLVER.VAL_PERIOD; ``model_best.pth`` keeps the best
-val mR@50 (the paper's rule) and is the model tested at the end. Several GPUs or machines:
-launch with ``torchrun --nproc_per_node N`` (README "Multi-GPU and multi-node").
+val mR@50 and is the model tested at the end (the paper's rule; SOLVER.SELECT_BEST_VAL False: the
+final model). Several GPUs or machines: launch with ``torchrun --nproc_per_node N`` (README
+"Multi-GPU and multi-node").
 """
 from __future__ import annotations
 
 import logging
-import os
 import sys
 
 from maskrcnn_benchmark.config import load_config
@@ -21,7 +21,7 @@ from maskrcnn_benchmark.data.statistics import get_dataset_statistics
 from maskrcnn_benchmark.engine.defaults import default_argument_parser, default_setup, do_train
 from maskrcnn_benchmark.engine.export import checkpoint_metadata
 from maskrcnn_benchmark.engine.relation_inference import (evaluate_relation_model, load_pretrained_detector,
-                                                          relation_summary, run_relation_test)
+                                                          relation_summary, run_checkpoint, run_relation_test)
 from maskrcnn_benchmark.engine.trainer import NonFiniteLossError
 from maskrcnn_benchmark.modeling.detector.scene_graph import build_scene_graph_model
 from maskrcnn_benchmark.utils.checkpoint import Checkpointer
@@ -60,11 +60,11 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     if not trainer.completed or args.skip_test:
         return 0
-    best = os.path.join(cfg.OUTPUT_DIR, "model_best.pth")
-    checkpoint = "last iteration"
-    if os.path.isfile(best):
-        Checkpointer(model, save_dir=cfg.OUTPUT_DIR).load(best, model_only=True)
-        checkpoint = best
+    ckpt = Checkpointer(model, save_dir=cfg.OUTPUT_DIR)
+    checkpoint = run_checkpoint(cfg, ckpt)
+    if checkpoint:
+        ckpt.load(checkpoint, model_only=True)
+    checkpoint = checkpoint or "last iteration"
     logger.info("testing %s", checkpoint)
     run_relation_test(cfg, model, device, ("test",), checkpoint=checkpoint)
     return 0

@@ -164,6 +164,10 @@ _C.SOLVER.WARMUP_METHOD = "linear"
 _C.SOLVER.CHECKPOINT_PERIOD = 2500
 _C.SOLVER.TO_VAL = True
 _C.SOLVER.VAL_PERIOD = 2500
+# Relation runs stand for model_best.pth, the checkpoint of best val mR@50 (the paper's rule):
+# tested at the end of training and by tools/relation_test_net.py. False: the final model, for a
+# val set too small to rank checkpoints (SynthVG's 200 images). model_best.pth is written either way.
+_C.SOLVER.SELECT_BEST_VAL = True
 _C.SOLVER.IMS_PER_BATCH = 8  # global batch, split across ranks
 _C.SOLVER.AMP = True  # torch.amp autocast + GradScaler on CUDA; ignored on CPU
 # On a non-finite loss: False stops training (saving nothing); True skips the batch.

@@ -12,8 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from maskrcnn_benchmark.utils.checkpoint import (CheckpointError, check_vocabulary, load_state_dict_checked,
-                                                 read_checkpoint)
+from maskrcnn_benchmark.utils.checkpoint import (CheckpointError, Checkpointer, check_vocabulary,
+                                                 load_state_dict_checked, read_checkpoint)
 from maskrcnn_benchmark.utils.comm import all_gather, is_main_process, synchronize
 
 from .inference import compute_on_dataset, gather_predictions, rescale_boxes
@@ -40,6 +40,16 @@ def load_pretrained_detector(model: nn.Module, path: str, obj_classes: Optional[
                             "(MODEL.PRETRAINED_DETECTOR_CKPT)")
     model.init_relation_from_detector()
     logger.info("stage-1 detector loaded from %s; relation feature extractors copied from its box head", path)
+
+
+def run_checkpoint(cfg, checkpointer: Checkpointer) -> str:
+    """The checkpoint the relation run in ``checkpointer.save_dir`` stands for ("" when none):
+    ``model_best.pth`` when SOLVER.SELECT_BEST_VAL and it exists, else the one ``last_checkpoint``
+    names (``model_final.pth`` after a completed run)."""
+    best = os.path.join(checkpointer.save_dir, "model_best.pth") if checkpointer.save_dir else ""
+    if cfg.SOLVER.SELECT_BEST_VAL and best and os.path.isfile(best):
+        return best
+    return checkpointer.get_checkpoint_file()
 
 
 def relation_to_original(pred: Mapping[str, Tensor], orig_hw: tuple) -> Dict[str, np.ndarray]:

@@ -7,7 +7,7 @@ from torchvision.models.detection.image_list import ImageList
 from maskrcnn_benchmark.config import get_cfg
 from maskrcnn_benchmark.data.datasets.evaluation.vg import load_predictions
 from maskrcnn_benchmark.engine.relation_inference import (evaluate_relation_model, load_pretrained_detector,
-                                                          relation_summary, relation_to_original)
+                                                          relation_summary, relation_to_original, run_checkpoint)
 from maskrcnn_benchmark.modeling.detector import build_detection_model, build_scene_graph_model
 from maskrcnn_benchmark.utils.checkpoint import CheckpointError, Checkpointer
 
@@ -79,6 +79,20 @@ def test_relation_to_original_rescales_boxes_and_casts():
     assert out["rel_scores"].dtype == np.float32 and "num_top_pairs" not in out
     top = relation_to_original({**pred, "num_top_pairs": torch.tensor(0)}, (100, 300))
     assert top["num_top_pairs"] == 0 and type(top["num_top_pairs"]) is int
+
+
+@pytest.mark.parametrize("select_best", [True, False])
+def test_run_checkpoint_follows_select_best_val(tmp_path, select_best):
+    cfg = get_cfg()
+    cfg.SOLVER.SELECT_BEST_VAL = select_best
+    ckpt = Checkpointer(torch.nn.Linear(2, 1), save_dir=str(tmp_path))
+    assert run_checkpoint(cfg, ckpt) == ""  # nothing trained yet
+    ckpt.save("model_0000002", iteration=2)
+    assert run_checkpoint(cfg, ckpt) == str(tmp_path / "model_0000002.pth")  # no model_best yet
+    ckpt.save("model_best", iteration=2, tag_last=False)
+    ckpt.save("model_final", iteration=4)
+    expected = "model_best.pth" if select_best else "model_final.pth"
+    assert run_checkpoint(cfg, ckpt) == str(tmp_path / expected)
 
 
 def test_relation_summary_flattens_and_drops_none():
