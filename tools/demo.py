@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -227,7 +228,7 @@ def main(argv=None) -> int:
     timings["total"] = time.perf_counter() - t_start
     write_report(out, runs, os.path.join(data_dir, "synthvg"), TEST_SET, timings,
                  setup=describe_setup(detector, a.opts),
-                 command=" ".join(["python", os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]]))
+                 command=shlex.join(["python", os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]]))
     return 0
 
 
