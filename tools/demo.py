@@ -212,7 +212,7 @@ def main(argv=None) -> int:
                *mode_switches(mode), *extra, "MODEL.PRETRAINED_DETECTOR_CKPT", detector, "OUTPUT_DIR", run_dir,
                "SEED", str(seed), *a.opts]
         pending.append((cmd, f"{name} {MODE_NAMES[mode]} seed {seed}", run_dir))
-    for mode in MODES:
+    for mode in reversed(MODES):  # after the runs, longest first too: the two slots end together
         freq_dir = os.path.join(out, f"frequency_{mode}")
         runs["Frequency prior", mode] = [freq_dir]
         fresh(freq_dir, a.force)
