@@ -84,8 +84,8 @@ infer: install
 # PredCls / SGCls / SGDet, the frequency baseline, demo_output/results.md and pictures.
 # Finished stages are reused; FORCE=1 redoes everything. To fit 15 minutes on two cores, DEMO_ARGS
 # shortens the relation runs (150 of the configs' 600 iterations, validated at 75 and 150 for
-# the curves; the final model is tested) and keeps 12 instead of 20 detections per image in SGDet; `make motifs` and `make reproduce` use the
-# configs as they are (docs/results.md has both).
+# the curves; the final model is tested) and keeps 12 instead of 20 detections per image in
+# SGDet; `make motifs` and `make reproduce` use the configs as they are (docs/results.md has both).
 .PHONY: demo
 DEMO_ARGS ?= SOLVER.MAX_ITER 150 SOLVER.VAL_PERIOD 75 MODEL.ROI_HEADS.DETECTIONS_PER_IMG 12
 demo: install

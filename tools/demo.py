@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shlex
 import shutil
 import subprocess
@@ -104,7 +105,6 @@ def job_progress(run_dir: str) -> tuple[int, int] | None:
 
 
 def _last_match(path: str, pattern: bytes) -> tuple[int, int] | None:
-    import re
     if not os.path.isfile(path):
         return None
     with open(path, "rb") as f:

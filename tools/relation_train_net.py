@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     ckpt = Checkpointer(model, save_dir=cfg.OUTPUT_DIR)
     checkpoint = run_checkpoint(cfg, ckpt)
-    if checkpoint:
+    if checkpoint != ckpt.get_checkpoint_file():  # model_best; the model in memory is the last one
         ckpt.load(checkpoint, model_only=True)
     checkpoint = checkpoint or "last iteration"
     logger.info("testing %s", checkpoint)
