@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 from maskrcnn_benchmark.config import load_config
 from maskrcnn_benchmark.engine.defaults import dataset_vocabulary, default_setup, launch
@@ -44,4 +43,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(launch(main))
+    launch(main)

@@ -10,7 +10,6 @@ machines: launch with ``torchrun --nproc_per_node N`` (README "Multi-GPU and mul
 from __future__ import annotations
 
 import logging
-import sys
 
 from maskrcnn_benchmark.config import load_config
 from maskrcnn_benchmark.data.build import make_data_loader
@@ -48,4 +47,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(launch(main))
+    launch(main)

@@ -12,10 +12,9 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
 
 from maskrcnn_benchmark.config import load_config
-from maskrcnn_benchmark.engine.defaults import dataset_vocabulary, default_setup
+from maskrcnn_benchmark.engine.defaults import dataset_vocabulary, default_setup, launch
 from maskrcnn_benchmark.engine.relation_inference import run_checkpoint, run_relation_test
 from maskrcnn_benchmark.modeling.detector.scene_graph import build_scene_graph_model
 from maskrcnn_benchmark.modeling.roi_heads.relation_head.alignment import ALIGNMENT_STATE_PREFIX, inference_config
@@ -51,4 +50,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    launch(main)

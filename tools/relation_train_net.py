@@ -13,12 +13,11 @@ final model). Several GPUs or machines: launch with ``torchrun --nproc_per_node 
 from __future__ import annotations
 
 import logging
-import sys
 
 from maskrcnn_benchmark.config import load_config
 from maskrcnn_benchmark.data.build import dataset_args, make_data_loader
 from maskrcnn_benchmark.data.statistics import get_dataset_statistics
-from maskrcnn_benchmark.engine.defaults import default_argument_parser, default_setup, do_train
+from maskrcnn_benchmark.engine.defaults import default_argument_parser, default_setup, do_train, launch
 from maskrcnn_benchmark.engine.export import checkpoint_metadata
 from maskrcnn_benchmark.engine.relation_inference import (evaluate_relation_model, load_pretrained_detector,
                                                           relation_summary, run_checkpoint, run_relation_test)
@@ -71,4 +70,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    launch(main)

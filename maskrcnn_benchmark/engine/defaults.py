@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from typing import Callable, Iterable, Optional, Sequence
+from typing import Callable, Iterable, NoReturn, Optional, Sequence
 
 import torch
 from torch import nn
@@ -14,8 +14,8 @@ from torch import nn
 from maskrcnn_benchmark.config import save_config
 from maskrcnn_benchmark.solver import make_lr_scheduler, make_optimizer
 from maskrcnn_benchmark.utils.checkpoint import Checkpointer
-from maskrcnn_benchmark.utils.comm import (broadcast_buffers, get_local_rank, get_rank, get_world_size,
-                                          init_distributed, is_main_process, synchronize)
+from maskrcnn_benchmark.utils.comm import (broadcast_buffers, exit_process, get_local_rank, get_rank,
+                                          get_world_size, init_distributed, is_main_process, synchronize)
 from maskrcnn_benchmark.utils.logger import setup_logger
 from maskrcnn_benchmark.utils.miscellaneous import resolve_device, seed_all
 
@@ -56,19 +56,21 @@ def default_argument_parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
-def launch(main: Callable[[], int]) -> int:
-    """Run a tool's ``main()``; a user error (unknown config key, missing or broken dataset,
-    unreadable or mismatched checkpoint, missing file) ends it with that one message on stderr
-    and exit code 2 instead of a traceback."""
+def launch(main: Callable[[], int]) -> NoReturn:
+    """End the process with a tool's ``main()``'s exit code; a user error (unknown config key,
+    missing or broken dataset, unreadable or mismatched checkpoint, missing file) ends it with that
+    one message on stderr and exit code 2 instead of a traceback. Under torchrun the process ends
+    through :func:`~maskrcnn_benchmark.utils.comm.exit_process` (why: see there)."""
     from maskrcnn_benchmark.config import ConfigError
     from maskrcnn_benchmark.data.errors import DatasetError
     from maskrcnn_benchmark.utils.checkpoint import CheckpointError
 
     try:
-        return main()
+        code = main()
     except (ConfigError, DatasetError, CheckpointError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
-        return 2
+        code = 2
+    exit_process(code)
 
 
 def default_setup(cfg, log_name: str = "log.txt", config_name: str = "config.yaml") -> torch.device:

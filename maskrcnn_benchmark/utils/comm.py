@@ -10,7 +10,8 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-from typing import Any
+import sys
+from typing import Any, NoReturn
 
 import torch
 import torch.distributed as dist
@@ -81,6 +82,24 @@ def init_distributed(device_type: str = "cpu") -> bool:
 def _destroy() -> None:
     if is_dist_initialized():
         dist.destroy_process_group()
+
+
+def exit_process(code: int) -> NoReturn:
+    """End this process with exit status ``code``; in a process group, without Python's interpreter
+    teardown (the exit handlers run and the standard streams are flushed first).
+
+    Why: gloo's worker threads drop a collective's tensors a moment after the collective returns,
+    which needs the GIL; a thread that asks for it once teardown has begun aborts the process
+    ("terminate called without an active exception", PyTorch issue 190489), so a run that had
+    finished and written everything would exit with SIGABRT. ``destroy_process_group`` does not
+    stop those threads once a DistributedDataParallel model has existed (PyTorch 2.14).
+    """
+    if not is_dist_initialized():
+        sys.exit(code)
+    atexit._run_exitfuncs()  # logging.shutdown, _destroy, TensorBoard writers
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    os._exit(code)
 
 
 def synchronize() -> None:

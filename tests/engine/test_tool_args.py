@@ -1,5 +1,14 @@
-"""The tools' command line: SGB's ``--config-file FILE KEY VALUE ...`` with flags anywhere."""
+"""The tools' command line: SGB's ``--config-file FILE KEY VALUE ...`` with flags anywhere, and how a
+user error ends them."""
+import os
+import subprocess
+import sys
+
+import pytest
+
 from maskrcnn_benchmark.engine.defaults import default_argument_parser
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 def test_flags_after_the_overrides_are_flags():
@@ -13,3 +22,14 @@ def test_flags_after_the_overrides_are_flags():
 def test_plain_form():
     ns = default_argument_parser("t").parse_args(["--config-file", "b.yaml", "OUTPUT_DIR", "out"])
     assert (ns.config_file, ns.skip_test, ns.no_resume, ns.opts) == ("b.yaml", False, False, ["OUTPUT_DIR", "out"])
+
+
+@pytest.mark.parametrize("tool", ["detector_pretrain_net", "detector_pretest_net", "relation_train_net",
+                                  "relation_test_net"])
+def test_user_error_is_one_line_and_exit_2(tool, tmp_path):
+    """Run as a script, each torchrun tool ends a user error with its message, no traceback."""
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, "tools", f"{tool}.py"), "OUTPUT_DIR", str(tmp_path),
+                           "MODEL.NO_SUCH_KEY", "1"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: unknown config key MODEL.NO_SUCH_KEY"), proc.stderr
