@@ -105,6 +105,17 @@ vg-smoke: install
 	  MODEL.PRETRAINED_DETECTOR_CKPT $(VG_SMOKE_OUT)/detector/model_final.pth OUTPUT_DIR $(VG_SMOKE_OUT)/align_motifs
 	@echo "vg-smoke: both stages ran 20 iterations on the real VG150 files ($(VG_SMOKE_OUT))"
 
+# Learning curves of the SynthVG relation configs (tools/schedule_study.py): Motifs and
+# Align-Motifs per protocol at each length of CURVES_ITERS (cosine over the whole run, val every
+# 10%), no test -> curves_output/curves.md (+ curves.png) and the schedule the rule of
+# docs/results.md picks. Resumable: finished runs are reused. CURVES_MODES / CURVES_ARGS narrow it.
+#   make curves CURVES_MODES=predcls CURVES_ITERS="1500 3000"
+.PHONY: curves
+CURVES_ITERS ?= 1500 3000
+CURVES_MODES ?= predcls sgcls sgdet
+curves: install
+	$(PY) tools/schedule_study.py --out curves_output --modes $(CURVES_MODES) --iters $(CURVES_ITERS) $(CURVES_ARGS)
+
 # The paper's protocol on SynthVG: Motifs and Align-Motifs with SEEDS seeds each (mean ± std) in
 # PredCls / SGCls / SGDet on one detector (the demo's when it exists), plus the Table 3
 # ablation (SA vs SSA, tied vs untied head) in PredCls -> reproduce_output/results.md.

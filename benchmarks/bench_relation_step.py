@@ -1,8 +1,15 @@
-"""Stage-2 training step and inference cost, ALIGN off and on side by side (SynthVG and full size).
+"""Stage-2 training step and inference cost of two variants side by side (SynthVG and full size).
 
-    python benchmarks/bench_relation_step.py                          # both configs, PredCls
+    python benchmarks/bench_relation_step.py                          # ALIGN off vs on, PredCls
     python benchmarks/bench_relation_step.py --configs synthvg --iters 20 --batch 8 --threads 1
     python benchmarks/bench_relation_step.py --configs full --mode sgcls [KEY VALUE ...]
+    python benchmarks/bench_relation_step.py --compare regime --mode sgdet --detector-ckpt D.pth
+
+``--compare align`` (default): the config with MODEL.ROI_RELATION_HEAD.ALIGN.ENABLED False / True.
+``--compare regime``: the stage-2 path before and after the CPU speed work: float32 without
+detector reuse (SOLVER.AMP False, MODEL.DETECTOR_CACHE_MB 0) vs bfloat16 autocast with the
+frozen detector's outputs reused (SOLVER.AMP True, MODEL.DETECTOR_CACHE_MB 4096), the cache
+filled beforehand from the timed batches, as from the second epoch on.
 
 Configs: "synthvg" is configs/synthvg/motifs_predcls.yaml (its _BASE_ detector); "full" is
 configs/e2e_relation_VGG16_1x.yaml (VGG-16 at 512 channels, box head fc 2048, context pooling
@@ -48,18 +55,22 @@ SYNTHVG_DATA = ["DATASETS.TRAIN", "('synthvg_train',)", "DATASETS.VAL", "('synth
                 "DATASETS.TEST", "('synthvg_test',)", "DATASETS.NUM_VAL_IM", "200",
                 "MODEL.ROI_BOX_HEAD.NUM_CLASSES", "31", "MODEL.ROI_RELATION_HEAD.NUM_CLASSES", "26"]
 MODES = {"predcls": ("True", "True"), "sgcls": ("True", "False"), "sgdet": ("False", "False")}
+COMPARE = {"align": (("ALIGN off", ["MODEL.ROI_RELATION_HEAD.ALIGN.ENABLED", "False"]),
+                     ("ALIGN on", ["MODEL.ROI_RELATION_HEAD.ALIGN.ENABLED", "True"])),
+           "regime": (("fp32", ["SOLVER.AMP", "False", "MODEL.DETECTOR_CACHE_MB", "0"]),
+                      ("bf16+reuse", ["SOLVER.AMP", "True", "MODEL.DETECTOR_CACHE_MB", "4096"]))}
 DEFAULTS = {"synthvg": {"batch": 8, "iters": 20, "warmup": 2}, "full": {"batch": 2, "iters": 5, "warmup": 1}}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 # ----------------------------------------------------------------------------- child side
-def build_cfg(args, align: bool):
+def build_cfg(args, variant: int):
     from maskrcnn_benchmark.config import load_config
 
     gt_box, gt_label = MODES[args.mode]
     opts = (SYNTHVG_DATA if args.config == "full" else []) + [
         "MODEL.ROI_RELATION_HEAD.USE_GT_BOX", gt_box, "MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL", gt_label,
-        "MODEL.ROI_RELATION_HEAD.ALIGN.ENABLED", str(align), "SOLVER.IMS_PER_BATCH", str(args.batch),
+        *COMPARE[args.compare][variant][1], "SOLVER.IMS_PER_BATCH", str(args.batch),
         "TEST.IMS_PER_BATCH", str(args.batch), "SOLVER.MAX_ITER", str(args.warmup + args.iters + args.mem_steps),
         "DATALOADER.NUM_WORKERS", str(args.workers), "OUTPUT_DIR", args.out_dir] + list(args.opts)
     return load_config(os.path.join(ROOT, CONFIGS[args.config]), opts)
@@ -69,7 +80,7 @@ def build_model(cfg, statistics, device, detector_ckpt: str = ""):
     from maskrcnn_benchmark.engine.relation_inference import load_pretrained_detector
     from maskrcnn_benchmark.modeling.detector.scene_graph import build_scene_graph_model
 
-    torch.manual_seed(cfg.SEED)  # same detector and head weights for ALIGN off / on
+    torch.manual_seed(cfg.SEED)  # same detector and head weights for both variants
     model = build_scene_graph_model(cfg, statistics=statistics)
     if detector_ckpt:
         load_pretrained_detector(model, detector_ckpt, obj_classes=statistics["obj_classes"])
@@ -144,7 +155,7 @@ def _setup(args):
 
     logging.disable(logging.WARNING)
     torch.set_num_threads(args.threads)
-    cfg_off, cfg_on = build_cfg(args, False), build_cfg(args, True)
+    cfg_off, cfg_on = build_cfg(args, 0), build_cfg(args, 1)
     return cfg_off, cfg_on, resolve_device(cfg_off.MODEL.DEVICE), get_dataset_statistics(cfg_off)
 
 
@@ -156,6 +167,13 @@ def _trainer(cfg, model, device):
     trainer = Trainer.from_config(cfg, model, opt, make_lr_scheduler(cfg, opt), device)
     model.train()
     return trainer
+
+
+def _amp(trainer):
+    """The trainer's autocast context (SOLVER.AMP), for the untimed cache fill and for eval."""
+    from maskrcnn_benchmark.engine.amp import autocast
+
+    return lambda: autocast(trainer.device, trainer.amp)
 
 
 def _fetch(batches, device):
@@ -182,47 +200,57 @@ def run_timing(args) -> dict:
     trainers = {k: _trainer(cfg, models[k], device) for k, cfg in (("off", cfg_off), ("on", cfg_on))}
     probes = {k: StepProbe(tr, device) for k, tr in trainers.items()}
     batches = iter(make_data_loader(cfg_off, "train", is_train=True))
+    fetched = [_fetch(batches, device) for _ in range(args.warmup + args.iters)]
+    for k, model in models.items():  # reuse: the cache as from the second epoch on
+        if model.detector_cache is not None:
+            with torch.no_grad(), _amp(trainers[k])():
+                for (images, targets, _), _ in fetched:
+                    model._detector_outputs(images, targets)
     train = {"off": [], "on": []}
     first_hw = None
-    for i in range(args.warmup + args.iters):
-        batch, data_s = _fetch(batches, device)
+    for i, (batch, data_s) in enumerate(fetched):
         first_hw = first_hw or tuple(batch[0].tensors.shape[-2:])
         for k in (("off", "on") if i % 2 == 0 else ("on", "off")):
             r = probes[k].step(trainers[k], batch, data_s, len(batch[1]))
             if i >= args.warmup:
                 train[k].append(r)
 
-    infer = build_model(inference_config(cfg_on), None, device)  # the model relation_test_net.py builds
-    load_state_dict_checked(infer, models["on"].state_dict(), ignore_prefixes=(ALIGNMENT_STATE_PREFIX,))
-    evals = {"off": models["off"].eval(), "on_train_model": models["on"].eval(), "on_inference": infer.eval()}
+    evals = {"off": models["off"].eval(), "on_train_model": models["on"].eval()}
+    contexts = {"off": _amp(trainers["off"]), "on_train_model": _amp(trainers["on"])}
+    if args.compare == "align":
+        infer = build_model(inference_config(cfg_on), None, device)  # the model relation_test_net.py builds
+        load_state_dict_checked(infer, models["on"].state_dict(), ignore_prefixes=(ALIGNMENT_STATE_PREFIX,))
+        evals["on_inference"], contexts["on_inference"] = infer.eval(), _amp(trainers["on"])
     times = {k: [] for k in evals}
     identical = True
     test = iter(make_data_loader(cfg_off, "test", is_train=False))
     with torch.no_grad():
-        for i in range(args.warmup + args.iters):
+        for i in range(args.warmup + args.iters):  # a first evaluation (no reuse of test images)
             images, targets, _ = _fetch(test, device)[0]
-            keys = list(evals)[i % 3:] + list(evals)[:i % 3]
+            keys = list(evals)[i % len(evals):] + list(evals)[:i % len(evals)]
             outs = {}
             for k in keys:
                 t0 = _now(device)
-                outs[k] = evals[k](images, targets)
+                with contexts[k]():
+                    outs[k] = evals[k](images, targets)
                 if i >= args.warmup:
                     times[k].append((_now(device) - t0) / len(targets))
-            identical &= all(torch.equal(a[f], b[f]) for a, b in zip(outs["on_train_model"], outs["on_inference"])
-                             for f in ("rel_pairs", "rel_scores", "labels", "boxes"))
+            if "on_inference" in outs:
+                identical &= all(torch.equal(a[f], b[f]) for a, b in zip(outs["on_train_model"], outs["on_inference"])
+                                 for f in ("rel_pairs", "rel_scores", "labels", "boxes"))
     return {"train": train, "eval": times, "identical": identical, "hw": first_hw,
             "params": {"off": [_count(models["off"]), _count(models["off"], True)],
                        "on": [_count(models["on"]), _count(models["on"], True)],
-                       "on_inference": [_count(infer), _count(infer, True)]},
+                       **({"on_inference": [_count(infer), _count(infer, True)]} if args.compare == "align" else {})},
             "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
             "threads": torch.get_num_threads(), "device": str(device)}
 
 
-def run_memory(args, align: bool) -> dict:
+def run_memory(args, second: bool) -> dict:
     from maskrcnn_benchmark.data.build import make_data_loader
 
     cfg_off, cfg_on, device, stats = _setup(args)
-    cfg = cfg_on if align else cfg_off
+    cfg = cfg_on if second else cfg_off
     model = build_model(cfg, stats, device, args.detector_ckpt)
     built = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     trainer = _trainer(cfg, model, device)
@@ -236,7 +264,7 @@ def run_memory(args, align: bool) -> dict:
 def _child(args, config: str, role: str, d: dict) -> dict:
     with tempfile.NamedTemporaryFile("r", suffix=".json") as f:
         cmd = [sys.executable, os.path.abspath(__file__), "--_role", role, "--_result", f.name,
-               "--_config", config, "--mode", args.mode, "--threads", str(args.threads),
+               "--_config", config, "--mode", args.mode, "--compare", args.compare, "--threads", str(args.threads),
                "--workers", str(args.workers), "--batch", str(d["batch"]), "--iters", str(d["iters"]),
                "--warmup", str(d["warmup"]), "--mem-steps", str(args.mem_steps), "--_out", args.out_dir,
                "--detector-ckpt", args.detector_ckpt, *args.opts]
@@ -265,7 +293,8 @@ def report(config: str, args, d: dict, t: dict, mem: dict) -> None:
             ("    of which pair sampling", "sampling"), ("  backward + optimizer step", "bwd_opt"),
             ("    backward (+ loss sum, zero_grad)", "backward"), ("    grad clip + optimizer", "clip_opt"),
             ("    loop (logging, scheduler)", "loop"), ("  outside forward/backward", "outside")]
-    print(f"{'':40s}{'ALIGN off':>12s}{'ALIGN on':>12s}")
+    (name_a, _), (name_b, _) = COMPARE[args.compare]
+    print(f"{'':40s}{name_a:>12s}{name_b:>12s}")
     for label, f in rows:
         print(f"{label:40s}{med['off'][f]:12.4f}{med['on'][f]:12.4f}")
     print(f"{'  outside share of the step':40s}{med['off']['share']:11.1%} {med['on']['share']:11.1%}"
@@ -282,13 +311,21 @@ def report(config: str, args, d: dict, t: dict, mem: dict) -> None:
           f"{mem['on']['peak_mb']:12.0f}   (separate processes; both models in one: {t['rss_mb']:.0f})")
     ratios = [b["total"] / a["total"] for a, b in zip(tr["off"], tr["on"])]
     fwd_bwd = [(b["forward"] + b["backward"]) / (a["forward"] + a["backward"]) for a, b in zip(tr["off"], tr["on"])]
+    ev = t["eval"]
+    e = {k: median(v) for k, v in ev.items()}
+    trn_r = [b / a for a, b in zip(ev["off"], ev["on_train_model"])]
+    if args.compare == "regime":
+        speed = [1 / r for r in ratios]
+        print(f"SPEED-UP, train step {name_b} vs {name_a} (paired per batch): median {median(speed):.2f}x "
+              f"[p25 {_q(speed, .25):.2f}, p75 {_q(speed, .75):.2f}]   (target >= 2x); forward+backward only "
+              f"{1 / median(fwd_bwd):.2f}x")
+        print(f"eval forward (first pass, nothing reused), s/img: {name_a} {e['off']:.4f}, {name_b} "
+              f"{e['on_train_model']:.4f}: {1 / median(trn_r):.2f}x")
+        return
     print(f"ALIGN cost, train step on/off (paired per batch): median {median(ratios):.3f}x "
           f"[p25 {_q(ratios, .25):.3f}, p75 {_q(ratios, .75):.3f}]   (target < 1.3x); "
           f"forward+backward only {median(fwd_bwd):.3f}x")
-    ev = t["eval"]
-    e = {k: median(v) for k, v in ev.items()}
     inf_r = [b / a for a, b in zip(ev["off"], ev["on_inference"])]
-    trn_r = [b / a for a, b in zip(ev["off"], ev["on_train_model"])]
     print(f"eval forward, s/img: plain {e['off']:.4f}, ALIGN inference model {e['on_inference']:.4f}, "
           f"ALIGN-trained model in eval {e['on_train_model']:.4f}")
     print(f"ALIGN cost, inference on/off: {median(inf_r):.3f}x [p25 {_q(inf_r, .25):.3f}, p75 {_q(inf_r, .75):.3f}] "
@@ -301,6 +338,8 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=["synthvg", "full"])
     p.add_argument("--mode", choices=sorted(MODES), default="predcls")
+    p.add_argument("--compare", choices=sorted(COMPARE), default="align",
+                   help="align: ALIGN off vs on; regime: fp32 without reuse vs bf16 with detector reuse")
     p.add_argument("--iters", type=int, help="timed iterations (default: synthvg 20, full 5)")
     p.add_argument("--warmup", type=int, help="untimed first iterations (default: synthvg 2, full 1)")
     p.add_argument("--batch", type=int, help="images per iteration (default: synthvg 8, full 2)")
@@ -323,7 +362,7 @@ def main() -> None:
     args.out_dir = tempfile.mkdtemp(prefix="bench_relation_")  # statistics cache, nothing else
     try:
         print(f"bench_relation_step: {os.cpu_count()} CPUs, torch {torch.__version__}, threads {args.threads}, "
-              f"mode {args.mode}, overrides {args.opts or 'none'}", flush=True)
+              f"mode {args.mode}, compare {args.compare}, overrides {args.opts or 'none'}", flush=True)
         for config in args.configs:
             d = {k: getattr(args, k) if getattr(args, k) is not None else v for k, v in DEFAULTS[config].items()}
             t = _child(args, config, "time", d)

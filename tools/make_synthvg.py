@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Generate SynthVG, the embedded VG150-format dataset (``make data``).
 
-    python tools/make_synthvg.py --out datasets/synthvg [--seed 0] [--num-train 3000]
+    python tools/make_synthvg.py --out datasets/synthvg [--seed 0] [--num-train 3800]
         [--num-test 1000] [--image-size 256] [--workers N] [--force]
 
 An existing dataset made with the same arguments is kept unless --force is given.
@@ -23,7 +23,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="datasets/synthvg", help="output folder")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--num-train", type=int, default=3000,
+    p.add_argument("--num-train", type=int, default=3800,
                    help="train+val images (val = the first DATASETS.NUM_VAL_IM of them)")
     p.add_argument("--num-test", type=int, default=1000)
     p.add_argument("--image-size", type=int, default=256, help="longer image side, pixels")

@@ -21,6 +21,10 @@ _C.MODEL.WEIGHT = ""  # full model weights to start from (any stage)
 _C.MODEL.PRETRAINED_DETECTOR_CKPT = ""  # stage-1 checkpoint the relation stage loads
 _C.MODEL.PRETRAINED_BACKBONE = ""  # local ImageNet VGG-16 state dict (torchvision layout)
 _C.MODEL.CLS_AGNOSTIC_BBOX_REG = False
+# Stage 2: keep the frozen detector's per-image outputs (feature map, SGCls logits, SGDet
+# detections) in memory up to this many MB and reuse them every epoch (exact: keyed by the
+# detector's weights and the image; see modeling/detector/detector_cache.py). 0: off.
+_C.MODEL.DETECTOR_CACHE_MB = 0
 
 _C.MODEL.BACKBONE = CN()
 _C.MODEL.BACKBONE.CONV_BODY = "VGG-16"

@@ -165,7 +165,7 @@ def write_dataset(out_dir: str, records: list[dict]) -> dict:
     return dicts
 
 
-def generate(out_dir: str, seed: int = 0, num_train: int = 3000, num_test: int = 1000,
+def generate(out_dir: str, seed: int = 0, num_train: int = 3800, num_test: int = 1000,
              image_size: int = 256, workers: Optional[int] = None,
              progress: Optional[Callable[[int, int], None]] = None) -> dict:
     """Write a SynthVG dataset (see the package docstring) to ``out_dir``; returns a summary.

@@ -1,17 +1,20 @@
 """Stage 2 model: the frozen Faster R-CNN plus the relation head (SGB's RELATION_ON model)."""
 from __future__ import annotations
 
-from collections import OrderedDict
-from typing import Dict, List, Mapping, Optional, Sequence, Union
+import logging
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor, nn
 from torchvision.models.detection.image_list import ImageList
 
 from ..roi_heads.relation_head import ROIRelationHead
+from .detector_cache import DetectorCache, image_key
 from .generalized_rcnn import GeneralizedRCNN
 
-__all__ = ["SceneGraphModel", "build_scene_graph_model"]
+logger = logging.getLogger("maskrcnn_benchmark")
+
+__all__ = ["SceneGraphModel", "build_scene_graph_model", "build_detector_cache"]
 
 
 class SceneGraphModel(nn.Module):
@@ -32,13 +35,18 @@ class SceneGraphModel(nn.Module):
         eval: per image ``{"boxes", "labels", "scores", "rel_pairs", "rel_scores"}``, resized pixels.
     """
 
-    def __init__(self, *, detector: GeneralizedRCNN, relation_head: ROIRelationHead):
+    def __init__(self, *, detector: GeneralizedRCNN, relation_head: ROIRelationHead,
+                 size_divisibility: int = 32, detector_cache: Optional[DetectorCache] = None):
         super().__init__()
         self.detector = detector
         self.relation_head = relation_head
+        self.size_divisibility = size_divisibility
+        self.detector_cache = detector_cache
         for p in self.detector.parameters():
             p.requires_grad_(False)
         self.detector.eval()
+        if detector_cache is not None:  # loading weights (pretrained, a checkpoint) re-checks reuse
+            self.detector.register_load_state_dict_post_hook(lambda *_: detector_cache.invalidate())
 
     @property
     def mode(self) -> str:
@@ -61,31 +69,75 @@ class SceneGraphModel(nn.Module):
         self.init_relation_from_detector()
 
     @torch.no_grad()
-    def _proposals(self, features: "OrderedDict[str, Tensor]", images: ImageList,
-                   targets: Optional[Sequence[Dict[str, Tensor]]]) -> List[Dict[str, Tensor]]:
+    def _detect_image(self, image: Tensor, size: Tuple[int, int], boxes: Optional[Tensor]) -> Dict:
+        """The frozen detector on one image (padded to ``size_divisibility``): ``{"features":
+        [C, h, w]}`` plus SGCls ``"boxes"`` / ``"class_logits"`` of the given boxes or SGDet
+        ``"detections"``. One image at a time, so that an image's output never depends on the
+        images that share its batch (their padding), which is what makes reuse exact."""
+        single = ImageList(image[None], [size])
+        features = self.detector.features(single)
+        out: Dict = {"features": features["0"][0]}
         if self.mode == "sgdet":
-            proposals, _ = self.detector.rpn(images, features)
-            detections, _ = self.detector.roi_heads(features, proposals, images.image_sizes)
-            return detections
-        if targets is None:
-            raise ValueError(f"{self.mode} uses the ground-truth boxes: pass the targets in eval too")
-        out = [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets]
-        if self.mode == "sgcls":
+            proposals, _ = self.detector.rpn(single, features)
+            detections, _ = self.detector.roi_heads(features, proposals, [size])
+            out["detections"] = detections[0]
+        elif self.mode == "sgcls":
             roi_heads = self.detector.roi_heads
-            boxes = [t["boxes"] for t in targets]
-            logits, _ = roi_heads.box_predictor(roi_heads.box_features(features, boxes, images.image_sizes))
-            for p, lg in zip(out, logits.split([b.shape[0] for b in boxes])):
-                p["class_logits"] = lg
+            logits, _ = roi_heads.box_predictor(roi_heads.box_features(features, [boxes], [size]))
+            out["boxes"], out["class_logits"] = boxes, logits
         return out
+
+    def _detector_outputs(self, images: ImageList, targets: Optional[Sequence[Dict[str, Tensor]]]
+                          ) -> List[Dict]:
+        if self.mode != "sgdet" and targets is None:
+            raise ValueError(f"{self.mode} uses the ground-truth boxes: pass the targets in eval too")
+        cache = self.detector_cache
+        if cache is not None and targets is not None and (not self.training or cache.reuse_in_training):
+            device = images.tensors.device
+            cache.check_signature(self.detector, (
+                self.mode, str(device), images.tensors.dtype, next(self.detector.parameters()).dtype,
+                torch.is_autocast_enabled(device.type), torch.get_autocast_dtype(device.type)))
+        else:
+            cache = None
+        d = self.size_divisibility
+        outs = []
+        for i, (h, w) in enumerate(images.image_sizes):
+            hp, wp = (-(-h // d) * d, -(-w // d) * d) if d > 0 else (h, w)
+            image = images.tensors[i, :, :hp, :wp]
+            boxes = targets[i]["boxes"] if self.mode == "sgcls" else None
+            compute = lambda: self._detect_image(image, (h, w), boxes)  # noqa: E731
+            if cache is None or "image_id" not in targets[i]:
+                outs.append(compute())
+                continue
+            key = image_key(image, targets[i]["image_id"])
+            valid = (lambda e: torch.equal(e["boxes"], boxes)) if boxes is not None else (lambda e: True)
+            outs.append(cache.get_or_compute(key, compute, valid))
+        return outs
 
     def forward(self, images: ImageList, targets: Optional[Sequence[Dict[str, Tensor]]] = None
                 ) -> Union[Dict[str, Tensor], List[Dict[str, Tensor]]]:
         if self.training and targets is None:
             raise ValueError("SceneGraphModel in training mode needs targets")
-        with torch.no_grad():
-            features = self.detector.features(images)
-        proposals = self._proposals(features, images, targets)
-        return self.relation_head(features["0"], proposals, images.image_sizes, targets)
+        outs = self._detector_outputs(images, targets)
+        features = _pad_batch([o["features"] for o in outs])
+        if self.mode == "sgdet":
+            proposals = [dict(o["detections"]) for o in outs]
+        else:
+            proposals = [{"boxes": t["boxes"], "labels": t["labels"]} for t in targets]
+            if self.mode == "sgcls":
+                for p, o in zip(proposals, outs):
+                    p["class_logits"] = o["class_logits"]
+        return self.relation_head(features, proposals, images.image_sizes, targets)
+
+
+def _pad_batch(maps: Sequence[Tensor]) -> Tensor:
+    """Per-image feature maps [C, h_i, w_i] -> [B, C, max h, max w], zero padded."""
+    h = max(m.shape[1] for m in maps)
+    w = max(m.shape[2] for m in maps)
+    out = maps[0].new_zeros(len(maps), maps[0].shape[0], h, w)
+    for i, m in enumerate(maps):
+        out[i, :, :m.shape[1], :m.shape[2]] = m
+    return out
 
 
 def build_scene_graph_model(cfg, statistics: Optional[Dict[str, Tensor]] = None) -> SceneGraphModel:
@@ -100,6 +152,22 @@ def build_scene_graph_model(cfg, statistics: Optional[Dict[str, Tensor]] = None)
 
     detector = build_detection_model(cfg, load_pretrained=False)
     head = ROIRelationHead.from_config(cfg, detector.backbone.out_channels, statistics)
-    model = SceneGraphModel(detector=detector, relation_head=head)
+    model = SceneGraphModel(detector=detector, relation_head=head,
+                            size_divisibility=cfg.DATALOADER.SIZE_DIVISIBILITY,
+                            detector_cache=build_detector_cache(cfg))
     model.init_relation_from_detector()
     return model
+
+
+def build_detector_cache(cfg) -> Optional[DetectorCache]:
+    """MODEL.DETECTOR_CACHE_MB > 0: a :class:`DetectorCache` of that size. Training batches use
+    it only when a training image is the same every epoch (one INPUT.MIN_SIZE_TRAIN, no flip)."""
+    if cfg.MODEL.DETECTOR_CACHE_MB <= 0:
+        return None
+    sizes, flip = tuple(cfg.INPUT.MIN_SIZE_TRAIN), cfg.INPUT.HORIZONTAL_FLIP_PROB_TRAIN
+    reuse = len(sizes) == 1 and flip == 0
+    if not reuse:
+        logger.info("detector cache: off for training batches (INPUT.MIN_SIZE_TRAIN %s, "
+                    "HORIZONTAL_FLIP_PROB_TRAIN %s change images between epochs); on for evaluation",
+                    sizes, flip)
+    return DetectorCache(int(cfg.MODEL.DETECTOR_CACHE_MB * 2**20), reuse_in_training=reuse)
