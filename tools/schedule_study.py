@@ -2,7 +2,7 @@
 """Learning curves of the SynthVG relation configs at several training lengths (``make curves``).
 
     python tools/schedule_study.py [--out curves_output] [--modes predcls sgcls sgdet]
-        [--variants motifs align] [--iters 1500 3000] [--val-points 10] [--jobs 2] [KEY VALUE ...]
+        [--variants motifs align] [--iters 1500 3000] [--seeds 0] [--val-points 10] [--jobs 2] [KEY VALUE ...]
 
 For each protocol, model and length N: ``tools/relation_train_net.py`` with SOLVER.MAX_ITER N,
 the cosine schedule over the whole run (UPDATE_PERIOD N/100, as the paper's 1K of 100K),
@@ -77,7 +77,7 @@ def plot(curves: Dict[str, Dict[str, List[Tuple[int, float]]]], path: str) -> No
 
 
 def write_report(out: str, modes: Sequence[str], variants: Sequence[str], lengths: Sequence[int],
-                 seed: int, command: str) -> str:
+                 seeds: Sequence[int], command: str) -> str:
     lines = ["# SynthVG relation schedules: validation curves", "", f"Command: `{command}`", "",
              "Best / final val mR@50 and R@50 (%) of each run (val split, cosine over the whole run). "
              f"Rule: the shortest length whose doubling adds at most {RULE_GAIN} point of Motifs's best "
@@ -85,26 +85,24 @@ def write_report(out: str, modes: Sequence[str], variants: Sequence[str], length
     curves: Dict[str, Dict[str, List[Tuple[int, float]]]] = {m: {} for m in modes}
     for mode in modes:
         lines += [f"## {MODE_NAMES[mode]}", "",
-                  "| model | iterations | best val mR@50 (at it.) | final val mR@50 | best val R@50 | final val R@50 |",
-                  "|---|---:|---:|---:|---:|---:|"]
+                  "| model | iterations | seed | best val mR@50 (at it.) | final val mR@50 | best val R@50 | final val R@50 |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
         best_motifs: Dict[int, Optional[float]] = {}
-        for variant in variants:
+        for variant, n, seed in [(v, n, s) for v in variants for n in lengths for s in seeds]:
             name = VARIANTS[variant][0]
-            for n in lengths:
-                d = run_dir(out, variant, mode, n, seed)
-                mr, r = val_curve(d), val_curve(d, "val/R@50")
-                curves[mode][f"{name} {n}"] = mr
-                done = os.path.isfile(os.path.join(d, "model_final.pth"))
-                if not mr:
-                    lines.append(f"| {name} | {n} | (not run) | | | |")
-                    continue
-                b = max(mr, key=lambda p: p[1])
-                if variant == "motifs":
-                    best_motifs[n] = b[1] if done else None
-                state = "" if done else f" (running: {mr[-1][0]}/{n})"
-                lines.append(f"| {name} | {n}{state} | {b[1]:.1f} ({b[0]}) | {mr[-1][1]:.1f} | "
-                             f"{max(v for _, v in r):.1f} | {r[-1][1]:.1f} |" if r else
-                             f"| {name} | {n}{state} | {b[1]:.1f} ({b[0]}) | {mr[-1][1]:.1f} | | |")
+            d = run_dir(out, variant, mode, n, seed)
+            mr, r = val_curve(d), val_curve(d, "val/R@50")
+            curves[mode][f"{name} {n}" + (f" seed {seed}" if seed else "")] = mr
+            done = os.path.isfile(os.path.join(d, "model_final.pth"))
+            if not mr:
+                lines.append(f"| {name} | {n} | {seed} | (not run) | | | |")
+                continue
+            b = max(mr, key=lambda p: p[1])
+            if variant == "motifs" and seed == seeds[0]:
+                best_motifs[n] = b[1] if done else None
+            state = "" if done else f" (running: {mr[-1][0]}/{n})"
+            rs = f"{max(v for _, v in r):.1f} | {r[-1][1]:.1f}" if r else " | "
+            lines.append(f"| {name} | {n}{state} | {seed} | {b[1]:.1f} ({b[0]}) | {mr[-1][1]:.1f} | {rs} |")
         pick = pick_schedule(best_motifs)
         lines += ["", f"Schedule by the rule: **{pick} iterations**" if pick else
                   "Schedule by the rule: not decided (no doubling within 0.5 point measured yet)", ""]
@@ -125,7 +123,7 @@ def main(argv=None) -> int:
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     p.add_argument("--iters", nargs="+", type=int, default=[1500, 3000])
     p.add_argument("--val-points", type=int, default=10, help="validations per run")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--report-only", action="store_true")
     p.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides for every run")
@@ -138,20 +136,19 @@ def main(argv=None) -> int:
     pending = []
     # longest runs first, so that the slots end together
     for n in sorted(a.iters, reverse=True):
-        for mode in reversed(a.modes):
-            for variant in a.variants:
-                d = run_dir(out, variant, mode, n, a.seed)
-                if os.path.isfile(os.path.join(d, "model_final.pth")):
-                    continue
-                cmd = [sys.executable, "tools/relation_train_net.py", "--config-file",
-                       RELATION_CONFIG.format(mode=mode), "DATASETS.DATA_DIR", os.path.abspath(a.data_dir),
-                       *mode_switches(mode), *VARIANTS[variant][1], *schedule_opts(n, a.val_points),
-                       "MODEL.PRETRAINED_DETECTOR_CKPT", detector, "OUTPUT_DIR", d, "SEED", str(a.seed),
-                       *a.opts, "--skip-test"]
-                pending.append((cmd, f"{VARIANTS[variant][0]} {MODE_NAMES[mode]} {n}", d))
+        for mode, variant, seed in [(m, v, s) for m in reversed(a.modes) for s in a.seeds for v in a.variants]:
+            d = run_dir(out, variant, mode, n, seed)
+            if os.path.isfile(os.path.join(d, "model_final.pth")):
+                continue
+            cmd = [sys.executable, "tools/relation_train_net.py", "--config-file",
+                   RELATION_CONFIG.format(mode=mode), "DATASETS.DATA_DIR", os.path.abspath(a.data_dir),
+                   *mode_switches(mode), *VARIANTS[variant][1], *schedule_opts(n, a.val_points),
+                   "MODEL.PRETRAINED_DETECTOR_CKPT", detector, "OUTPUT_DIR", d, "SEED", str(seed),
+                   *a.opts, "--skip-test"]
+            pending.append((cmd, f"{VARIANTS[variant][0]} {MODE_NAMES[mode]} {n} seed {seed}", d))
     if pending and not a.report_only:
         run_pool(pending, a.jobs, {})
-    print(write_report(out, a.modes, a.variants, sorted(a.iters), a.seed,
+    print(write_report(out, a.modes, a.variants, sorted(a.iters), a.seeds,
                        shlex.join(["python", os.path.relpath(sys.argv[0], ROOT), *sys.argv[1:]])))
     return 0
 

@@ -30,7 +30,7 @@ __all__ = ["DetectorCache", "detector_signature", "image_key"]
 
 def _tensor_bytes(t: Tensor) -> bytes:
     t = t.detach().contiguous().cpu()
-    return t.view(torch.uint8).numpy().tobytes() if t.numel() else b""
+    return t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b""
 
 
 def detector_signature(detector: nn.Module) -> str:

@@ -136,3 +136,13 @@ def test_training_without_reuse_neither_reads_nor_fills(make_cfg, make_batch, st
     with torch.no_grad():
         model.eval()(images, targets)
     assert len(model.detector_cache) == 2  # evaluation images are fixed: reused across validations
+
+
+def test_signature_covers_buffers_of_any_shape():
+    """BatchNorm's 0-dim num_batches_tracked and running stats are part of the detector."""
+    from maskrcnn_benchmark.modeling.detector.detector_cache import detector_signature
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.BatchNorm2d(4))
+    before = detector_signature(net)
+    net[1].running_mean += 1.0
+    assert detector_signature(net) != before
