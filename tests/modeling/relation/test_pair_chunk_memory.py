@@ -26,11 +26,11 @@ class TensorSizes(TorchDispatchMode):
         self._depth = 0
         original = union_extractor._features
 
-        def per_chunk(features, head, *rest):
+        def per_chunk(features, rect, head, *rest):
             self.chunks.append(int(head.shape[0]))
             self._depth += 1
             try:
-                return original(features, head, *rest)
+                return original(features, rect, head, *rest)
             finally:
                 self._depth -= 1
         union_extractor._features = per_chunk

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import List, Sequence, Tuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import roi_align
 
@@ -128,33 +129,46 @@ class RelationUnionFeatureExtractor(nn.Module):
         """Copy fc6 / fc7 from the detector's box head."""
         self.feature_extractor.load_box_head(box_head)
 
-    def _features(self, features: Tensor, head: Tensor, tail: Tensor, img: Tensor, hw: Tensor) -> Tensor:
+    def _object_rect(self, boxes: Tensor, hw: Tensor) -> Tensor:
+        """The first rect conv applied to each object's box mask, once per object:
+        [N, 2 * C1, s, s] (channels :C1 for the object as subject, C1: as object).
+
+        SGB convolves the stacked (subject, object) masks of every pair. That conv is linear
+        and each mask is one object's, so per pair it equals the sum of the two per-object
+        responses: the same numbers at n instead of n(n-1) convolutions."""
+        conv = self.rect_conv[0]
+        masks = rect_masks(boxes, hw, self.rect_size)[:, None]
+        weight = torch.cat([conv.weight[:, 0:1], conv.weight[:, 1:2]], 0)
+        return F.conv2d(masks.to(weight.dtype), weight, None, conv.stride, conv.padding)
+
+    def _features(self, features: Tensor, rect: Tensor, head: Tensor, tail: Tensor, head_idx: Tensor,
+                  tail_idx: Tensor, img: Tensor) -> Tensor:
         rois = torch.cat([img[:, None].to(head.dtype), union_boxes(head, tail)], 1)
         pooled = self.feature_extractor.pool(features, rois)
-        masks = torch.stack([rect_masks(head, hw, self.rect_size), rect_masks(tail, hw, self.rect_size)], 1)
-        rect = self.rect_conv(masks.to(pooled.dtype))
-        return self.feature_extractor.mlp(pooled + rect)
+        c1 = self.rect_conv[0].out_channels
+        first = rect[head_idx, :c1] + rect[tail_idx, c1:] + self.rect_conv[0].bias[None, :, None, None]
+        return self.feature_extractor.mlp(pooled + self.rect_conv[1:](first).to(pooled.dtype))
 
     def forward(self, features: Tensor, boxes: Sequence[Tensor], pair_idxs: Sequence[Tensor],
                 image_sizes: Sequence[Tuple[int, int]]) -> Tensor:
         """features [B, C, H, W]; per image boxes [n_i, 4], pair_idxs Int64[r_i, 2] (subject, object)
         and (height, width) -> [sum r_i, mlp_dim]."""
-        heads: List[Tensor] = []
-        tails: List[Tensor] = []
-        imgs: List[Tensor] = []
-        hws: List[Tensor] = []
-        for i, (b, p) in enumerate(zip(boxes, pair_idxs)):
-            heads.append(b[p[:, 0]])
-            tails.append(b[p[:, 1]])
-            imgs.append(torch.full((p.shape[0],), i, device=b.device, dtype=torch.int64))
-            hw = torch.tensor(image_sizes[i], device=b.device, dtype=torch.float32)
-            hws.append(hw.expand(p.shape[0], 2))
-        if not heads or sum(h.shape[0] for h in heads) == 0:
+        if not pair_idxs or sum(int(p.shape[0]) for p in pair_idxs) == 0:
             return features.new_zeros(0, self.out_channels)
-        head, tail, img, hw = torch.cat(heads), torch.cat(tails), torch.cat(imgs), torch.cat(hws)
+        device = boxes[0].device
+        all_boxes = torch.cat(list(boxes))
+        hw = torch.cat([torch.tensor(size, device=device, dtype=torch.float32).expand(b.shape[0], 2)
+                        for b, size in zip(boxes, image_sizes)])
+        offsets = torch.tensor([0] + [int(b.shape[0]) for b in boxes], device=device).cumsum(0)
+        head_idx = torch.cat([p[:, 0] + offsets[i] for i, p in enumerate(pair_idxs)])
+        tail_idx = torch.cat([p[:, 1] + offsets[i] for i, p in enumerate(pair_idxs)])
+        img = torch.cat([torch.full((p.shape[0],), i, device=device, dtype=torch.int64)
+                         for i, p in enumerate(pair_idxs)])
+        rect = self._object_rect(all_boxes, hw)
+        head, tail = all_boxes[head_idx], all_boxes[tail_idx]
         if self.training:
-            return self._features(features, head, tail, img, hw)
-        out = [self._features(features, head[s:s + self.chunk_size], tail[s:s + self.chunk_size],
-                              img[s:s + self.chunk_size], hw[s:s + self.chunk_size])
-               for s in range(0, head.shape[0], self.chunk_size)]
-        return torch.cat(out)
+            return self._features(features, rect, head, tail, head_idx, tail_idx, img)
+        c = self.chunk_size
+        return torch.cat([self._features(features, rect, head[s:s + c], tail[s:s + c], head_idx[s:s + c],
+                                         tail_idx[s:s + c], img[s:s + c])
+                          for s in range(0, head.shape[0], c)])

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .utils_motifs import ObjectOrder, encode_box_info, obj_prediction_nms, to_onehot
+from .utils_motifs import ObjectOrder, encode_box_info, obj_prediction_nms, recurrent_autocast, to_onehot
 
 __all__ = ["ContextOutput", "DecoderRNN", "FrequencyBias", "LSTMContext", "MODES"]
 
@@ -181,8 +181,9 @@ class LSTMContext(nn.Module):
         """[N, D] in input order -> [N, 2*hidden], each image one left-to-right sequence."""
         if x.shape[0] == 0:
             return x.new_zeros(0, 2 * lstm.hidden_size)
-        packed = pack_padded_sequence(order.to_padded(x), order.lengths, enforce_sorted=True)
-        out, _ = pad_packed_sequence(lstm(packed)[0], total_length=order.num_steps)
+        with recurrent_autocast(x.device):
+            packed = pack_padded_sequence(order.to_padded(x.float()), order.lengths, enforce_sorted=True)
+            out, _ = pad_packed_sequence(lstm(packed)[0], total_length=order.num_steps)
         return order.from_padded(out)
 
     def _position(self, boxes: Sequence[Tensor], image_sizes: Sequence[Tuple[int, int]]) -> Tensor:
@@ -234,7 +235,8 @@ class LSTMContext(nn.Module):
         else:
             padded_in = order.to_padded(torch.cat([obj_rep, obj_ctx], 1))
             padded_labels = order.to_padded(obj_labels.long()) if self.training else None
-            logits, commits = self.decoder_rnn(padded_in, order.lengths, padded_labels)
+            with recurrent_autocast(padded_in.device):
+                logits, commits = self.decoder_rnn(padded_in.float(), order.lengths, padded_labels)
             obj_dists, obj_preds = order.from_padded(logits), order.from_padded(commits)
             if self.mode == "sgdet" and not self.training:
                 nms_boxes = boxes_for_nms if boxes_for_nms is not None else list(boxes)

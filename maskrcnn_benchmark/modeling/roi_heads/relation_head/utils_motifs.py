@@ -1,14 +1,15 @@
 """Helpers of the Motifs context: object ordering for batched LSTMs, box encoding, late NMS."""
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import List, Sequence, Tuple
+from typing import ContextManager, List, Sequence, Tuple
 
 import torch
 from torch import Tensor
 from torchvision.ops import box_iou
 
-__all__ = ["ObjectOrder", "encode_box_info", "obj_prediction_nms", "to_onehot"]
+__all__ = ["ObjectOrder", "encode_box_info", "obj_prediction_nms", "recurrent_autocast", "to_onehot"]
 
 
 @dataclass
@@ -130,3 +131,12 @@ def obj_prediction_nms(boxes: Tensor, logits: Tensor, nms_thresh: float) -> Tens
         prob[suppress, cls] = 0.0
         prob[box] = -1.0
     return labels
+
+
+def recurrent_autocast(device: torch.device) -> ContextManager:
+    """Autocast off for the recurrent layers on a CPU, where oneDNN's bfloat16 LSTM and the
+    decoder's per-step small products run 2-3x slower than float32 (benchmarks/
+    bench_relation_step.py); on CUDA they stay under autocast (cuDNN's half LSTMs are fast)."""
+    if device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+        return torch.autocast("cpu", enabled=False)
+    return contextlib.nullcontext()
