@@ -6,10 +6,10 @@
     python benchmarks/bench_relation_step.py --compare regime --mode sgdet --detector-ckpt D.pth
 
 ``--compare align`` (default): the config with MODEL.ROI_RELATION_HEAD.ALIGN.ENABLED False / True.
-``--compare regime``: the stage-2 path before and after the CPU speed work: float32 without
-detector reuse (SOLVER.AMP False, MODEL.DETECTOR_CACHE_MB 0) vs bfloat16 autocast with the
-frozen detector's outputs reused (SOLVER.AMP True, MODEL.DETECTOR_CACHE_MB 4096), the cache
-filled beforehand from the timed batches, as from the second epoch on.
+``--compare regime``: the frozen detector run on every batch (MODEL.DETECTOR_CACHE_MB 0) vs its
+outputs reused (4096), the cache filled beforehand from the timed batches, as from the second
+epoch on; the config's SOLVER.AMP for both. ``--compare amp``: SOLVER.AMP False vs True (float32
+vs bfloat16 autocast on a CPU), both with reuse.
 
 Configs: "synthvg" is configs/synthvg/motifs_predcls.yaml (its _BASE_ detector); "full" is
 configs/e2e_relation_VGG16_1x.yaml (VGG-16 at 512 channels, box head fc 2048, context pooling
@@ -57,8 +57,10 @@ SYNTHVG_DATA = ["DATASETS.TRAIN", "('synthvg_train',)", "DATASETS.VAL", "('synth
 MODES = {"predcls": ("True", "True"), "sgcls": ("True", "False"), "sgdet": ("False", "False")}
 COMPARE = {"align": (("ALIGN off", ["MODEL.ROI_RELATION_HEAD.ALIGN.ENABLED", "False"]),
                      ("ALIGN on", ["MODEL.ROI_RELATION_HEAD.ALIGN.ENABLED", "True"])),
-           "regime": (("fp32", ["SOLVER.AMP", "False", "MODEL.DETECTOR_CACHE_MB", "0"]),
-                      ("bf16+reuse", ["SOLVER.AMP", "True", "MODEL.DETECTOR_CACHE_MB", "4096"]))}
+           "regime": (("no reuse", ["MODEL.DETECTOR_CACHE_MB", "0"]),
+                      ("reuse", ["MODEL.DETECTOR_CACHE_MB", "4096"])),
+           "amp": (("fp32", ["SOLVER.AMP", "False", "MODEL.DETECTOR_CACHE_MB", "4096"]),
+                   ("bf16", ["SOLVER.AMP", "True", "MODEL.DETECTOR_CACHE_MB", "4096"]))}
 DEFAULTS = {"synthvg": {"batch": 8, "iters": 20, "warmup": 2}, "full": {"batch": 2, "iters": 5, "warmup": 1}}
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -314,7 +316,7 @@ def report(config: str, args, d: dict, t: dict, mem: dict) -> None:
     ev = t["eval"]
     e = {k: median(v) for k, v in ev.items()}
     trn_r = [b / a for a, b in zip(ev["off"], ev["on_train_model"])]
-    if args.compare == "regime":
+    if args.compare != "align":
         speed = [1 / r for r in ratios]
         print(f"SPEED-UP, train step {name_b} vs {name_a} (paired per batch): median {median(speed):.2f}x "
               f"[p25 {_q(speed, .25):.2f}, p75 {_q(speed, .75):.2f}]   (target >= 2x); forward+backward only "
@@ -339,7 +341,7 @@ def main() -> None:
     p.add_argument("--configs", nargs="+", choices=sorted(CONFIGS), default=["synthvg", "full"])
     p.add_argument("--mode", choices=sorted(MODES), default="predcls")
     p.add_argument("--compare", choices=sorted(COMPARE), default="align",
-                   help="align: ALIGN off vs on; regime: fp32 without reuse vs bf16 with detector reuse")
+                   help="align: ALIGN off vs on; regime: without vs with detector reuse; amp: fp32 vs bf16")
     p.add_argument("--iters", type=int, help="timed iterations (default: synthvg 20, full 5)")
     p.add_argument("--warmup", type=int, help="untimed first iterations (default: synthvg 2, full 1)")
     p.add_argument("--batch", type=int, help="images per iteration (default: synthvg 8, full 2)")
