@@ -147,6 +147,8 @@ class RelationUnionFeatureExtractor(nn.Module):
         pooled = self.feature_extractor.pool(features, rois)
         c1 = self.rect_conv[0].out_channels
         first = rect[head_idx, :c1] + rect[tail_idx, c1:] + self.rect_conv[0].bias[None, :, None, None]
+        if not self.training:  # oneDNN's channels-last kernels run this branch ~3x faster on a CPU
+            first = first.contiguous(memory_format=torch.channels_last)
         return self.feature_extractor.mlp(pooled + self.rect_conv[1:](first).to(pooled.dtype))
 
     def forward(self, features: Tensor, boxes: Sequence[Tensor], pair_idxs: Sequence[Tensor],
