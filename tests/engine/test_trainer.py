@@ -1,4 +1,5 @@
 """The training loop and its hooks, on a toy model and on a tiny detector."""
+import math
 import os
 
 import pytest
@@ -199,3 +200,49 @@ def test_resume_with_an_unreadable_best_checkpoint_fails_clearly(tmp_path):
     (tmp_path / "model_best.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(CheckpointError, match="model_best.pth is unreadable .* move it away"):
         _scripted_run(cfg, scores, lambda s: loader(s, 8))
+
+
+class _LrProbe(HookBase):
+    """Records the learning rate each iteration ran with: {iteration (1-based): lr}."""
+
+    def __init__(self, seen):
+        self.seen = seen
+
+    def after_step(self):
+        self.seen[self.trainer.iter] = self.trainer.storage.latest()["lr"][0]
+
+
+def _cosine(it, base=0.05, period=2, max_iter=8):
+    return base * 0.5 * (1 + math.cos(math.pi * period * (it // period) / max_iter))
+
+
+@pytest.mark.parametrize("schedule", ["multistep", "cosine"])
+def test_lr_sequence_follows_the_schedule_across_a_kill(tmp_path, schedule):
+    """The Trainer steps the scheduler once per iteration: the learning rates of a run killed in
+    iteration 6 and resumed from iteration 4 are the schedule's formula, iteration by iteration."""
+    if schedule == "multistep":  # BASE_LR 0.05, linear warmup from 0.1 over 2 iterations, x0.1 at 5
+        kw, expected = {}, [0.005, 0.0275, 0.05, 0.05, 0.05, 0.005, 0.005, 0.005]
+    else:  # cosine to 0 over 8 iterations, updated every 2
+        kw = dict(SOLVER__SCHEDULE__TYPE="WarmupCosineLR", SOLVER__SCHEDULE__UPDATE_PERIOD=2, SOLVER__WARMUP_ITERS=0)
+        expected = [_cosine(i) for i in range(8)]
+        assert expected[2] == pytest.approx(0.025 * (1 + 0.5 ** 0.5)) and expected[7] < expected[5] < expected[3]
+    straight, killed = {}, {}
+    do_train(cfg_for(tmp_path / "straight", **kw), Toy(), torch.device("cpu"), lambda s: loader(s, 8),
+             extra_hooks=[_LrProbe(straight)])
+    assert [straight[i] for i in range(1, 9)] == pytest.approx(expected, rel=1e-12)
+
+    def dies_at_5(start):
+        for i in range(start, 8):
+            if i == 5:
+                raise KeyboardInterrupt
+            yield batch(i)
+    cfg = cfg_for(tmp_path / "killed", **kw)
+    with pytest.raises(KeyboardInterrupt):
+        do_train(cfg, Toy(), torch.device("cpu"), dies_at_5, extra_hooks=[_LrProbe(killed)])
+    assert sorted(killed) == [1, 2, 3, 4, 5]
+    resumed = {}
+    trainer = do_train(cfg, Toy(), torch.device("cpu"), lambda s: loader(s, 8), extra_hooks=[_LrProbe(resumed)])
+    assert trainer.start_iter == 4 and sorted(resumed) == [5, 6, 7, 8]
+    assert [{**killed, **resumed}[i] for i in range(1, 9)] == pytest.approx(expected, rel=1e-12)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(
+        0.005 if schedule == "multistep" else _cosine(8))  # what a further iteration would use
