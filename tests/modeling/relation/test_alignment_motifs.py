@@ -98,3 +98,31 @@ def test_eval_identical_with_and_without_alignment(mode, make_cfg, make_batch, s
     for ra, rb in zip(a, b):
         for key in ra:
             assert torch.equal(ra[key], rb[key]), key
+
+
+def test_mirror_sees_whole_rows_of_edge_input_and_union_zeroed_the_rest_untouched(make_cfg, make_batch, stats):
+    """The real masking inside Motifs: what the mirror receives is the original branch's edge-LSTM
+    input and union features with some rows zeroed (p = 0.5 here) and every other row unchanged."""
+    head = _head(_cfg(make_cfg, mask_prob=0.5), stats).train()
+    pred = head.predictor
+    seen = {}
+    align_forward, mirror = pred.alignment.forward, pred.mirror_pair_features
+
+    def recording_forward(predictor, *, inputs, **kw):
+        seen["original"] = {k: v.detach().clone() for k, v in inputs.items()}
+        return align_forward(predictor, inputs=inputs, **kw)
+
+    def recording_mirror(inputs, context):
+        seen["masked"] = {k: v.detach().clone() for k, v in inputs.items()}
+        return mirror(inputs, context)
+    pred.alignment.forward, pred.mirror_pair_features = recording_forward, recording_mirror
+    feats, sizes, targets, proposals = make_batch("predcls")
+    torch.manual_seed(3)
+    head(feats, proposals, sizes, targets)
+    assert set(seen["masked"]) == {"edge_input", "union"}
+    for name, original in seen["original"].items():
+        masked = seen["masked"][name]
+        assert masked.shape == original.shape and (original.abs().sum(1) > 0).all()
+        zeroed = (masked == 0).all(1)
+        assert torch.equal(masked[~zeroed], original[~zeroed]), name  # kept rows bit-identical
+        assert 0 < int(zeroed.sum()) < len(zeroed), (name, zeroed.tolist())  # some rows, not all
