@@ -4,14 +4,15 @@ from __future__ import annotations
 import datetime
 import logging
 import math
+import os
 import sys
 import time
 from typing import Any, Callable, Optional
 
 import torch
 
-from maskrcnn_benchmark.utils.checkpoint import Checkpointer
-from maskrcnn_benchmark.utils.comm import broadcast_buffers, is_main_process, synchronize
+from maskrcnn_benchmark.utils.checkpoint import Checkpointer, CheckpointError
+from maskrcnn_benchmark.utils.comm import all_gather, broadcast_buffers, is_main_process, synchronize
 
 from .trainer import HookBase
 
@@ -87,7 +88,11 @@ class PeriodicCheckpointer(_Periodic):
 class BestCheckpointer(HookBase):
     """Save ``model_best`` whenever the scalar ``metric`` (e.g. "val/mAP@0.5", written by an
     EvalHook registered before this one) improves; ``mode`` "max" or "min". ``last_checkpoint``
-    keeps naming the latest periodic checkpoint."""
+    keeps naming the latest periodic checkpoint.
+
+    A resumed run (``start_iter > 0``) must beat the score of the ``model_best`` already in the
+    output folder (``self.best``, ``self.best_iter`` are read from it), else a resume after a
+    good validation would replace the best model by a worse one."""
 
     def __init__(self, checkpointer: Checkpointer, metric: str, mode: str = "max") -> None:
         if mode not in ("max", "min"):
@@ -96,7 +101,36 @@ class BestCheckpointer(HookBase):
         self.metric = metric
         self.mode = mode
         self.best: Optional[float] = None
+        self.best_iter: Optional[int] = None
         self._seen = -1
+
+    def before_train(self) -> None:
+        self.best = self.best_iter = None
+        if self.trainer.start_iter > 0:  # every rank takes rank 0's record: saving is a collective
+            record = all_gather(self._stored_best() if is_main_process() else None)[0]
+            if isinstance(record, str):  # raised on every rank, none is left waiting
+                raise CheckpointError(record)
+            if record is not None:
+                self.best, self.best_iter = record
+                logger.info("resumed: best %s = %.4f at iteration %d (model_best.pth) is the score to beat",
+                            self.metric, self.best, self.best_iter)
+
+    def _stored_best(self) -> Optional[tuple[float, int] | str]:
+        """(score, iteration) of ``<save_dir>/model_best.pth`` for this metric, if there is one
+        (an error message if it cannot be read)."""
+        path = os.path.join(self.checkpointer.save_dir, "model_best.pth") if self.checkpointer.save_dir else ""
+        if not path or not os.path.isfile(path):
+            return None
+        try:  # mmap: only the two small entries are read, not the weights
+            data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except Exception as e:
+            return (f"checkpoint {path} is unreadable ({type(e).__name__}: {e}), so the resumed run cannot "
+                    "tell the best score so far: move it away (the next validation writes a new one) and rerun")
+        value = (data.get("best_metric") or {}).get(self.metric) if isinstance(data, dict) else None
+        if value is None:
+            logger.warning("%s holds no %s score; the next validation replaces it", path, self.metric)
+            return None
+        return float(value), int(data.get("iteration", 0))
 
     def after_step(self) -> None:
         entry = self.trainer.storage.latest().get(self.metric)
@@ -106,9 +140,9 @@ class BestCheckpointer(HookBase):
         self._seen = it
         better = self.best is None or (value > self.best if self.mode == "max" else value < self.best)
         if better and math.isfinite(value):
-            self.best = value
+            self.best, self.best_iter = value, it
             self.checkpointer.save("model_best", iteration=it, tag_last=False,
-                                  best_metric={self.metric: value})
+                                   best_metric={self.metric: value})
             logger.info("new best %s = %.4f at iteration %d", self.metric, value, it)
 
 

@@ -80,7 +80,7 @@ def _zeroshot(cfg, gts: Sequence[Mapping[str, np.ndarray]]) -> Optional[np.ndarr
     from maskrcnn_benchmark.data.datasets.evaluation.vg import train_triplets, zeroshot_from_train
 
     name = dataset_args(cfg, "train")[0]
-    cache = os.path.join(cfg.OUTPUT_DIR, f"{name}_train_triplets.npy") if cfg.OUTPUT_DIR else None
+    cache = os.path.join(cfg.OUTPUT_DIR, f"{name}_train_triplets.npz") if cfg.OUTPUT_DIR else None
     return zeroshot_from_train(train_triplets(build_dataset(cfg, "train", is_train=False), cache), gts)
 
 

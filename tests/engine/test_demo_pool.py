@@ -10,13 +10,16 @@ def _job(tmp_path, name, code):
     return [sys.executable, "-c", code.format(out=str(out / "done"))], name, str(out)
 
 
-def test_pool_runs_every_job_with_one_thread_per_slot(tmp_path, load_tool):
-    write = "import os; open({out!r}, 'w').write(os.environ['OMP_NUM_THREADS'])"
+@pytest.mark.parametrize("cores,threads", [(8, "4"), (None, "1")])
+def test_pool_runs_every_job_with_its_share_of_the_cores(tmp_path, load_tool, monkeypatch, cores, threads):
+    """2 slots on 8 cores: 4 threads per job; never fewer than 1 (here: the core count unknown)."""
+    write = "import os; open({out!r}, 'w').write(os.environ['OMP_NUM_THREADS'] + ' ' + os.environ['MKL_NUM_THREADS'])"
     jobs = [_job(tmp_path, f"job{i}", write) for i in range(3)]
     timings = {}
-    load_tool("demo").run_pool(jobs, slots=2, timings=timings)
-    threads = str(max(1, (os.cpu_count() or 1) // 2))
-    assert [open(os.path.join(d, "done")).read() for _, _, d in jobs] == [threads] * 3
+    demo = load_tool("demo")
+    monkeypatch.setattr(demo.os, "cpu_count", lambda: cores)
+    demo.run_pool(jobs, slots=2, timings=timings)
+    assert [open(os.path.join(d, "done")).read() for _, _, d in jobs] == [f"{threads} {threads}"] * 3
     assert set(timings) == {"job0", "job1", "job2"}
     assert all(os.path.isfile(os.path.join(d, "console.log")) for _, _, d in jobs)
 

@@ -1,4 +1,5 @@
 """The training loop and its hooks, on a toy model and on a tiny detector."""
+import math
 import os
 
 import pytest
@@ -9,7 +10,7 @@ from maskrcnn_benchmark.config import load_config
 from maskrcnn_benchmark.engine import EvalHook, HookBase, NonFiniteLossError, Trainer
 from maskrcnn_benchmark.engine.defaults import do_train
 from maskrcnn_benchmark.engine.hooks import BestCheckpointer, TensorBoardWriter
-from maskrcnn_benchmark.utils.checkpoint import Checkpointer
+from maskrcnn_benchmark.utils.checkpoint import CheckpointError, Checkpointer
 
 
 class Toy(nn.Module):
@@ -143,3 +144,101 @@ def test_eval_best_checkpoint_and_tensorboard(tmp_path):
     assert {"loss", "loss_a", "loss_b", "lr", "val/mAP@0.5"} <= tags
     assert [e.step for e in acc.Scalars("val/mAP@0.5")] == [3, 6, 7]
     assert [e.value for e in acc.Scalars("val/mAP@0.5")] == pytest.approx([0.1, 0.5, 0.3])
+
+
+class _IterProbe(HookBase):
+    """Holds the number of the iteration in progress, for an eval_fn that scores by iteration."""
+    iter = 0
+
+    def before_step(self):
+        self.iter = self.trainer.iter + 1
+
+
+def _scripted_run(cfg, scores, loader_fn):
+    """do_train with validation every 2 iterations returning ``scores[iteration]``."""
+    probe = _IterProbe()
+    torch.manual_seed(0)
+    return do_train(cfg, Toy(), torch.device("cpu"), loader_fn, eval_fn=lambda: {"mR@50": scores[probe.iter]},
+                    best_metric="val/mR@50", extra_hooks=[probe])
+
+
+def _dies_at_3(start):
+    for i in range(start, 8):
+        if i == 3:
+            raise KeyboardInterrupt  # killed during iteration 4, between the validations at 2 and 4
+        yield batch(i)
+
+
+@pytest.mark.parametrize("after_resume,best_iter", [((0.1, 0.2, 0.3), 2), ((0.1, 0.95, 0.3), 6)])
+def test_best_checkpoint_survives_a_kill_between_validations(tmp_path, after_resume, best_iter):
+    scores = dict(zip((2, 4, 6, 8), (0.9,) + after_resume))
+    cfg = cfg_for(tmp_path, SOLVER__TO_VAL=True, SOLVER__VAL_PERIOD=2)
+    with pytest.raises(KeyboardInterrupt):
+        _scripted_run(cfg, scores, _dies_at_3)
+    assert (tmp_path / "last_checkpoint").read_text() == "model_0000002.pth"
+    assert torch.load(tmp_path / "model_best.pth", weights_only=True)["best_metric"] == {"val/mR@50": 0.9}
+    trainer = _scripted_run(cfg, scores, lambda s: loader(s, 8))  # the restarted job
+    assert trainer.start_iter == 2 and trainer.completed
+    hook = next(h for h in trainer.hooks if isinstance(h, BestCheckpointer))
+    assert (hook.best, hook.best_iter) == (scores[best_iter], best_iter)
+    best = torch.load(tmp_path / "model_best.pth", weights_only=True)
+    assert best["iteration"] == best_iter and best["best_metric"] == {"val/mR@50": scores[best_iter]}
+    if best_iter == 2:  # still the weights validated at iteration 2
+        at_2 = torch.load(tmp_path / "model_0000002.pth", weights_only=True)["model"]
+        assert all(torch.equal(v, at_2[k]) for k, v in best["model"].items())
+
+
+def test_resume_with_an_unreadable_best_checkpoint_fails_clearly(tmp_path):
+    scores = {2: 0.9, 4: 0.1, 6: 0.2, 8: 0.3}
+    cfg = cfg_for(tmp_path, SOLVER__TO_VAL=True, SOLVER__VAL_PERIOD=2)
+    with pytest.raises(KeyboardInterrupt):
+        _scripted_run(cfg, scores, _dies_at_3)
+    (tmp_path / "model_best.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match="model_best.pth is unreadable .* move it away"):
+        _scripted_run(cfg, scores, lambda s: loader(s, 8))
+
+
+class _LrProbe(HookBase):
+    """Records the learning rate each iteration ran with: {iteration (1-based): lr}."""
+
+    def __init__(self, seen):
+        self.seen = seen
+
+    def after_step(self):
+        self.seen[self.trainer.iter] = self.trainer.storage.latest()["lr"][0]
+
+
+def _cosine(it, base=0.05, period=2, max_iter=8):
+    return base * 0.5 * (1 + math.cos(math.pi * period * (it // period) / max_iter))
+
+
+@pytest.mark.parametrize("schedule", ["multistep", "cosine"])
+def test_lr_sequence_follows_the_schedule_across_a_kill(tmp_path, schedule):
+    """The Trainer steps the scheduler once per iteration: the learning rates of a run killed in
+    iteration 6 and resumed from iteration 4 are the schedule's formula, iteration by iteration."""
+    if schedule == "multistep":  # BASE_LR 0.05, linear warmup from 0.1 over 2 iterations, x0.1 at 5
+        kw, expected = {}, [0.005, 0.0275, 0.05, 0.05, 0.05, 0.005, 0.005, 0.005]
+    else:  # cosine to 0 over 8 iterations, updated every 2
+        kw = dict(SOLVER__SCHEDULE__TYPE="WarmupCosineLR", SOLVER__SCHEDULE__UPDATE_PERIOD=2, SOLVER__WARMUP_ITERS=0)
+        expected = [_cosine(i) for i in range(8)]
+        assert expected[2] == pytest.approx(0.025 * (1 + 0.5 ** 0.5)) and expected[7] < expected[5] < expected[3]
+    straight, killed = {}, {}
+    do_train(cfg_for(tmp_path / "straight", **kw), Toy(), torch.device("cpu"), lambda s: loader(s, 8),
+             extra_hooks=[_LrProbe(straight)])
+    assert [straight[i] for i in range(1, 9)] == pytest.approx(expected, rel=1e-12)
+
+    def dies_at_5(start):
+        for i in range(start, 8):
+            if i == 5:
+                raise KeyboardInterrupt
+            yield batch(i)
+    cfg = cfg_for(tmp_path / "killed", **kw)
+    with pytest.raises(KeyboardInterrupt):
+        do_train(cfg, Toy(), torch.device("cpu"), dies_at_5, extra_hooks=[_LrProbe(killed)])
+    assert sorted(killed) == [1, 2, 3, 4, 5]
+    resumed = {}
+    trainer = do_train(cfg, Toy(), torch.device("cpu"), lambda s: loader(s, 8), extra_hooks=[_LrProbe(resumed)])
+    assert trainer.start_iter == 4 and sorted(resumed) == [5, 6, 7, 8]
+    assert [{**killed, **resumed}[i] for i in range(1, 9)] == pytest.approx(expected, rel=1e-12)
+    assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(
+        0.005 if schedule == "multistep" else _cosine(8))  # what a further iteration would use

@@ -141,3 +141,65 @@ def test_from_config_and_bad_values():
         make(head="shared")
     with pytest.raises(ValueError, match="MASK_PROB"):
         make(mask_prob=1.5)
+
+
+class HandPredictor(nn.Module):
+    """Parameter-free predictor whose logits can be worked out by hand; records what the mirror
+    receives. pair_rep = [edge[s], edge[o]]; logits = 0.1 * [sum(pair_rep), pair_rep[0] - u[0], u[1]]."""
+
+    def __init__(self):
+        super().__init__()
+        self.received = None
+
+    def mirror_pair_features(self, inputs, context):
+        self.received = {k: v.clone() for k, v in inputs.items()}
+        e = inputs["edge_input"]
+        return torch.cat([e[context[:, 0]], e[context[:, 1]]], 1), inputs["union"]
+
+    def tied_logits(self, pair_rep, union):
+        return 0.1 * torch.stack([pair_rep.sum(1), pair_rep[:, 0] - union[:, 0], union[:, 1]], 1)
+
+
+def _softmax(row):
+    import math
+    z = [math.exp(v) for v in row]
+    return [v / sum(z) for v in z]
+
+
+def _kl(p_rows, q_rows):
+    """mean over rows of sum_c p_c * log(p_c / q_c), in plain Python."""
+    import math
+    return sum(sum(p * math.log(p / q) for p, q in zip(pr, qr)) for pr, qr in zip(p_rows, q_rows)) / len(p_rows)
+
+
+@pytest.mark.parametrize("direction", ["target_original", "reverse"])
+def test_hand_worked_masking_and_kl(direction, monkeypatch):
+    """A fixed mask zeroes edge row 1 and union row 0; the mirror sees exactly that (other rows
+    untouched), its logits follow by hand, and the loss is lambda x the KL of the chosen direction."""
+    import maskrcnn_benchmark.modeling.roi_heads.relation_head.alignment as alignment_module
+    calls = []
+
+    def fixed_mask(x, p, mode="row"):
+        calls.append((tuple(x.shape), p, mode))
+        keep = {3: [1.0, 0.0, 1.0], 2: [0.0, 1.0]}[x.shape[0]]  # edge_input has 3 rows, union 2
+        return x * torch.tensor(keep)[:, None]
+    monkeypatch.setattr(alignment_module, "random_mask", fixed_mask)
+    edge = torch.tensor([[1., 2.], [3., 4.], [5., 6.]], requires_grad=True)
+    union = torch.tensor([[1., 1.], [2., -1.]])
+    pairs = torch.tensor([[0, 1], [2, 0]])
+    target = torch.tensor([[0., 1., 0.], [2., 0., 0.]])
+    align = RelationAlignment(pair_dim=4, union_dim=2, num_classes=3, mask_prob=0.1, loss_weight=10.0,
+                              head="tied", kl_direction=direction)
+    predictor = HandPredictor()
+    loss = align(predictor, inputs={"edge_input": edge, "union": union}, context=pairs,
+                 target_logits=target)["loss_align"]
+    assert sorted(calls) == [((2, 2), 0.1, "row"), ((3, 2), 0.1, "row")]
+    assert predictor.received["edge_input"].tolist() == [[1., 2.], [0., 0.], [5., 6.]]
+    assert predictor.received["union"].tolist() == [[0., 0.], [2., -1.]]
+    assert edge.tolist() == [[1., 2.], [3., 4.], [5., 6.]]  # the original branch's inputs are not changed
+    # pair rows [1, 2, 0, 0] and [5, 6, 1, 2] with union rows [0, 0] and [2, -1]
+    mirror = [[0.3, 0.1, 0.0], [1.4, 0.3, -0.1]]
+    p, q = [_softmax(r) for r in target.tolist()], [_softmax(r) for r in mirror]
+    kl = _kl(p, q) if direction == "target_original" else _kl(q, p)
+    assert loss.item() == pytest.approx(10.0 * kl, rel=1e-5)
+    assert kl > 0.05  # a case where the masks and the direction matter

@@ -62,13 +62,19 @@ def test_mirror_uses_the_same_parameter_tensors_and_optimizer_holds_each_once(ma
     assert {id(p) for p in head.parameters() if p.requires_grad} == set(ids)
 
 
-def test_masks_differ_between_iterations(make_cfg, make_batch, stats):
-    head = _head(_cfg(make_cfg, mask_prob=0.5), stats).train()
+@pytest.mark.parametrize("p", [0.0, 0.5])
+def test_masks_differ_between_iterations(p, make_cfg, make_batch, stats):
+    """Without dropout and with every pair sampled, the mask is the only random part of the loss:
+    two iterations differ with p = 0.5 and agree with p = 0 (the control)."""
+    cfg = _cfg(make_cfg, mask_prob=p)
+    cfg.MODEL.ROI_RELATION_HEAD.CONTEXT_DROPOUT_RATE = 0.0
+    cfg.MODEL.ROI_RELATION_HEAD.BATCH_SIZE_PER_IMAGE = 64  # all 20 + 6 ordered pairs, each step
+    head = _head(cfg, stats).train()
     feats, sizes, targets, proposals = make_batch("predcls")
     torch.manual_seed(1)
     a = head(feats, proposals, sizes, targets)["loss_align"]
     b = head(feats, proposals, sizes, targets)["loss_align"]
-    assert not torch.allclose(a, b)
+    assert torch.allclose(a, b) == (p == 0.0)
 
 
 def test_p0_tied_no_bias_mirror_equals_original(make_cfg, make_batch, stats):
@@ -98,3 +104,31 @@ def test_eval_identical_with_and_without_alignment(mode, make_cfg, make_batch, s
     for ra, rb in zip(a, b):
         for key in ra:
             assert torch.equal(ra[key], rb[key]), key
+
+
+def test_mirror_sees_whole_rows_of_edge_input_and_union_zeroed_the_rest_untouched(make_cfg, make_batch, stats):
+    """The real masking inside Motifs: what the mirror receives is the original branch's edge-LSTM
+    input and union features with some rows zeroed (p = 0.5 here) and every other row unchanged."""
+    head = _head(_cfg(make_cfg, mask_prob=0.5), stats).train()
+    pred = head.predictor
+    seen = {}
+    align_forward, mirror = pred.alignment.forward, pred.mirror_pair_features
+
+    def recording_forward(predictor, *, inputs, **kw):
+        seen["original"] = {k: v.detach().clone() for k, v in inputs.items()}
+        return align_forward(predictor, inputs=inputs, **kw)
+
+    def recording_mirror(inputs, context):
+        seen["masked"] = {k: v.detach().clone() for k, v in inputs.items()}
+        return mirror(inputs, context)
+    pred.alignment.forward, pred.mirror_pair_features = recording_forward, recording_mirror
+    feats, sizes, targets, proposals = make_batch("predcls")
+    torch.manual_seed(3)
+    head(feats, proposals, sizes, targets)
+    assert set(seen["masked"]) == {"edge_input", "union"}
+    for name, original in seen["original"].items():
+        masked = seen["masked"][name]
+        assert masked.shape == original.shape and (original.abs().sum(1) > 0).all()
+        zeroed = (masked == 0).all(1)
+        assert torch.equal(masked[~zeroed], original[~zeroed]), name  # kept rows bit-identical
+        assert 0 < int(zeroed.sum()) < len(zeroed), (name, zeroed.tolist())  # some rows, not all

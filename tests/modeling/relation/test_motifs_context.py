@@ -36,6 +36,14 @@ def test_object_order_left_to_right_and_round_trip():
     assert torch.equal(order.from_padded(padded), x)
 
 
+def test_object_order_is_by_box_centre_not_left_edge():
+    """A wide box starting at x = 0 (centre 50) comes after a narrow one at x = 20..30 (centre 25),
+    and ties on the centre keep the input order."""
+    boxes = [torch.tensor([[0., 0, 100, 10], [20, 0, 30, 10], [40, 0, 50, 10], [45, 5, 45, 6]])]
+    order = ObjectOrder.left_to_right(boxes)  # centres 50, 25, 45, 45
+    assert order.time_idx.tolist() == [3, 0, 1, 2]  # object i is read at step time_idx[i]
+
+
 def test_encode_box_info_known_answer():
     info = encode_box_info([torch.tensor([[0., 0., 9., 19.]])], [(40, 20)])
     expected = torch.tensor([[10 / 20, 20 / 40, 5 / 20, 10 / 40, 0, 0, 9 / 20, 19 / 40, 200 / 800]])

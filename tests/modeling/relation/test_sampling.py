@@ -1,3 +1,4 @@
+import pytest
 import torch
 
 from maskrcnn_benchmark.modeling.roi_heads.relation_head.sampling import RelationSampler, unique_relations
@@ -83,3 +84,68 @@ def test_test_pairs_all_ordered_pairs():
     p3, p1, p0 = RelationSampler.test_pairs([3, 1, 0])
     assert p3.tolist() == [[0, 1], [0, 2], [1, 0], [1, 2], [2, 0], [2, 1]]
     assert p1.shape == (0, 2) and p0.shape == (0, 2)
+
+
+def _sgdet_sampler(**kw):
+    return RelationSampler(use_gt_box=False, batch_size_per_image=64, positive_fraction=0.5, **kw)
+
+
+def test_detect_sampling_needs_the_label_of_the_gt_box_not_only_its_overlap():
+    """Detection 0 overlaps GT boxes 0 (IoU 0.90) and 1 (IoU 0.74) and takes label 2 from GT 0; it
+    must not stand for GT 1 (label 5) in GT 1's relation, although their IoU is above 0.5."""
+    gt = _target(3, [[1, 2, 4]], boxes=torch.tensor([[0., 0., 10., 10.], [2., 0., 12., 10.], [50., 50., 60., 60.]]),
+                 labels=torch.tensor([2, 5, 3]))
+    det = torch.tensor([[0.5, 0., 10.5, 10.],  # on GT 0 and GT 1
+                        [2., 0., 12., 10.],  # GT 1 exactly
+                        [50., 50., 60., 60.]])  # GT 2
+    for seed in range(5):
+        torch.manual_seed(seed)
+        (obj_labels,), (pairs,), (labels,) = _sgdet_sampler().detect_sample([det], [gt])
+        assert obj_labels.tolist() == [2, 5, 3]
+        got = {tuple(p): int(l) for p, l in zip(pairs.tolist(), labels)}
+        assert {p: l for p, l in got.items() if l > 0} == {(1, 2): 4}
+        assert got[(0, 2)] == 0  # a background pair, not a second match of the relation
+
+
+def test_detect_sampling_draws_pairs_in_proportion_to_the_iou_product():
+    """Two detections match the subject (IoU 1 and 0.52), one the object, one pair is kept per GT
+    relation: the IoU-weighted draw picks the exact box with probability 1 / 1.52 = 0.66 (a uniform
+    draw: 0.5). 600 draws (200 copies of the scene side by side, 3 calls) with a fixed seed: the
+    share is 0.66 +- 0.05, a margin of > 4 sd either way."""
+    copies = 200
+    shift = torch.arange(copies, dtype=torch.float32).repeat_interleave(2)[:, None] * torch.tensor([100., 0, 100, 0])
+    gt_boxes = torch.tensor([[0., 0., 10., 10.], [50., 50., 60., 60.]]).repeat(copies, 1) + shift
+    gt = _target(2 * copies, [[2 * k, 2 * k + 1, 3] for k in range(copies)], boxes=gt_boxes,
+                 labels=torch.tensor([2, 5]).repeat(copies))
+    shift = shift[::2].repeat_interleave(3, 0)
+    det = torch.tensor([[0., 0., 10., 10.], [0., 0., 10., 19.2], [50., 50., 60., 60.]]).repeat(copies, 1) + shift
+    from torchvision.ops import box_iou
+    assert box_iou(det[1:2], gt_boxes[:1]).item() == pytest.approx(0.52, abs=1e-3)
+    sampler = RelationSampler(use_gt_box=False, batch_size_per_image=2 * copies, positive_fraction=0.5,
+                              num_sample_per_gt_rel=1)
+    torch.manual_seed(0)
+    picks = []
+    for _ in range(3):
+        _, (pairs,), (labels,) = sampler.detect_sample([det], [gt])
+        fg = pairs[labels > 0]
+        assert len(fg) == copies and (fg[:, 1] % 3 == 2).all() and (fg[:, 1] - fg[:, 0] <= 2).all()
+        picks += (fg[:, 0] % 3).tolist()
+    share = picks.count(0) / len(picks)
+    assert abs(share - 1 / 1.52) < 0.05, share
+
+
+def test_detect_sampling_with_required_overlap():
+    """REQUIRE_BOX_OVERLAP: background pairs are pairs of distinct intersecting detections (two
+    detections on one box included, as in SGB), never a detection with itself; a GT relation
+    between boxes that do not touch stays foreground."""
+    gt = _target(3, [[0, 2, 1]], boxes=torch.tensor([[0., 0., 10., 10.], [5., 0., 15., 10.], [50., 50., 60., 60.]]),
+                 labels=torch.tensor([1, 2, 3]))
+    det = torch.tensor([[0., 0., 10., 10.], [5., 0., 15., 10.], [50., 50., 60., 60.], [5., 0., 15., 10.],
+                        [100., 100., 110., 110.]])  # the last one is background
+    torch.manual_seed(0)
+    (obj_labels,), (pairs,), (labels,) = _sgdet_sampler(require_overlap=True).detect_sample([det], [gt])
+    assert obj_labels.tolist() == [1, 2, 3, 2, 0]
+    got = {tuple(p): int(l) for p, l in zip(pairs.tolist(), labels)}
+    assert len(got) == len(pairs)  # no pair twice
+    assert {p for p, l in got.items() if l > 0} == {(0, 2)} and got[(0, 2)] == 1
+    assert {p for p, l in got.items() if l == 0} == {(0, 1), (1, 0), (0, 3), (3, 0), (1, 3), (3, 1)}

@@ -126,11 +126,9 @@ class RelationSampler:
             tgt_box, tgt_lab = target["boxes"].float(), target["labels"].long()
             ious = box_iou(tgt_box, prp.float())
             is_match = (tgt_lab[:, None] == prp_lab[None]) & (ious > self.fg_iou_threshold)
-            if self.require_overlap:
-                self_iou = box_iou(prp.float(), prp.float())
-                candidates = (self_iou > 0) & (self_iou < 1)
-            else:
-                candidates = _pair_matrix(n, device)
+            candidates = _pair_matrix(n, device)
+            if self.require_overlap:  # SGB: distinct detections whose boxes intersect (same box included)
+                candidates &= box_iou(prp.float(), prp.float()) > 0
             candidates[prp_lab == 0] = False
             candidates[:, prp_lab == 0] = False
 

@@ -2,6 +2,7 @@
 report files. The metric code itself (``sgg_eval``, ``detection_eval``) never reads a config."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import time
@@ -30,18 +31,41 @@ def eval_mode(cfg) -> str:
 def train_triplets(train_dataset, cache_file: Optional[str] = None) -> np.ndarray:
     """Distinct (subject class, object class, predicate) of a training dataset -> int64[T, 3].
 
-    ``cache_file`` (.npy): read if it exists, else written; it is keyed by nothing but its path,
-    so delete it when the training data change.
+    ``cache_file``: the triplets and the key of the data they came from (the annotation file's
+    bytes, the split's rows, the relation filter); a cache of other data (or of the old format) is
+    recomputed and replaced. Datasets without an annotation file (``roidb_file``) are not cached.
     """
-    if cache_file and os.path.isfile(cache_file):
-        return np.load(cache_file)
+    key = _content_key(train_dataset) if cache_file else None
+    if key and os.path.isfile(cache_file):
+        try:
+            with np.load(cache_file, allow_pickle=False) as cached:
+                if str(cached["key"]) == key:
+                    return cached["triplets"]
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):  # another format, truncated
+            pass
+        logger.info("train triplet cache %s is of other training data: recomputing it", cache_file)
     triplets = relation_triplets(dataset_items(train_dataset))
-    if cache_file:
+    if key:
         os.makedirs(os.path.dirname(os.path.abspath(cache_file)), exist_ok=True)
-        tmp = cache_file + ".tmp.npy"
-        np.save(tmp, triplets)
+        tmp = f"{cache_file}.tmp{os.getpid()}"
+        with open(tmp, "wb") as f:
+            np.savez(f, triplets=triplets, key=np.array(key))
         os.replace(tmp, cache_file)
     return triplets
+
+
+def _content_key(dataset) -> Optional[str]:
+    """sha256 of what a VGDataset's relation triplets depend on, or None (no annotation file)."""
+    path, index = getattr(dataset, "roidb_file", None), getattr(dataset, "image_index", None)
+    if not path or index is None or not os.path.isfile(path):
+        return None
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 22), b""):
+            digest.update(chunk)
+    digest.update(np.asarray(index, np.int64).tobytes())
+    digest.update(b"non-overlap" if getattr(dataset, "filter_non_overlap", False) else b"all")
+    return digest.hexdigest()
 
 
 def zeroshot_from_train(train: np.ndarray, groundtruths: Sequence[Mapping]) -> np.ndarray:
