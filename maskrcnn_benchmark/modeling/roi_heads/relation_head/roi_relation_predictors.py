@@ -119,7 +119,7 @@ class MotifPredictor(nn.Module):
             num_obj_classes=cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES, obj_dim=obj_dim, mode=relation_mode(cfg),
             embed_dim=head.EMBED_DIM, hidden_dim=head.CONTEXT_HIDDEN_DIM, pos_dim=head.POS_EMBED_DIM,
             dropout_rate=head.CONTEXT_DROPOUT_RATE, obj_layers=head.CONTEXT_OBJ_LAYER,
-            edge_layers=head.CONTEXT_REL_LAYER, nms_thresh=head.LATER_NMS_PREDICTION_THRES)
+            edge_layers=head.CONTEXT_REL_LAYER, nms_thresh=cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES)
         pred_dist = statistics.get("pred_dist") if statistics is not None else None
         alignment = None
         if head.ALIGN.ENABLED:
