@@ -200,5 +200,8 @@ _C.TEST.RELATION.NUM_WORKERS = 0  # evaluator processes (0: in-process)
 # Misc
 # ---------------------------------------------------------------------------- #
 _C.OUTPUT_DIR = "output"
+# Where glove.6B.<EMBED_DIM>d.txt (or SGB's .pt cache of it) is: the Motifs class embeddings start
+# from GloVe as in SGB; without the file they start random (one log line). Nothing is downloaded.
+_C.GLOVE_DIR = "datasets/glove"
 _C.SEED = 0
 _C.LOG_PERIOD = 20
