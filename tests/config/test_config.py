@@ -62,8 +62,12 @@ def test_paths_catalog():
     args = DatasetCatalog.get("VG_stanford_filtered_with_attribute_val", "/data")
     assert args["split"] == "val" and args["roidb_file"] == "/data/vg/VG-SGG-with-attri.h5"
     assert DatasetCatalog.get("synthvg_test")["img_dir"] == "datasets/synthvg/VG_100K"
-    with pytest.raises(KeyError, match="known datasets"):
-        DatasetCatalog.get("coco_train")
+    # any <name>_<split> is the VG150-format dataset in DATA_DIR/<name>/ (no code change needed)
+    mine = DatasetCatalog.get("my_photos_test", "/data")
+    assert mine["split"] == "test" and mine["dict_file"] == "/data/my_photos/VG-SGG-dicts-with-attri.json"
+    for bad in ("coco", "coco_training", "_train", "../x_train"):
+        with pytest.raises(KeyError, match="<folder>_train"):
+            DatasetCatalog.get(bad)
 
 
 def test_base_file_is_merged_first(tmp_path):
