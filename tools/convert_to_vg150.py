@@ -5,7 +5,7 @@
         [--dicts VG-SGG-dicts-with-attri.json] [--test-fraction 0.2 --seed 0] [--symlink]
         [--config-dir configs/NAME | --no-configs]
 
-The JSON schema is in README "Your own dataset" (and ``maskrcnn_benchmark/data/convert.py``).
+The JSON schema is in docs/data.md, "Your own dataset" (and ``maskrcnn_benchmark/data/convert.py``).
 Every tool and metric then reads DATASETS.DATA_DIR/NAME/ as the datasets NAME_train / NAME_val /
 NAME_test; the tool also writes the two configs of the pipeline (from configs/custom/) with the
 dataset's names, class counts and NUM_VAL_IM filled in. Nothing existing is overwritten.
@@ -57,7 +57,7 @@ def write_configs(name: str, data_dir: str, summary: dict, config_dir: str) -> l
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--json", required=True, help="the annotation file (schema: README)")
+    p.add_argument("--json", required=True, help="the annotation file (schema: docs/data.md)")
     p.add_argument("--images", required=True, help="folder the JSON's image files are relative to")
     p.add_argument("--out", required=True, help="new dataset folder, e.g. datasets/NAME")
     p.add_argument("--dicts", help="fixed vocabulary: a VG-SGG-dicts-with-attri.json (unknown names refused)")

@@ -47,7 +47,7 @@ def load_annotations(json_file: str) -> list[dict]:
     images = data.get("images") if isinstance(data, dict) else None
     if not isinstance(images, list) or not images:
         raise DatasetError(f"{json_file}: expected {{\"images\": [...]}} with at least one image "
-                           "(schema: README \"Your own dataset\")")
+                           "(schema: docs/data.md, \"Your own dataset\")")
     for i, im in enumerate(images):
         where = f"{json_file}: images[{i}]"
         if not isinstance(im, dict) or not isinstance(im.get("file"), str):
