@@ -69,7 +69,7 @@ detector: CONFIG ?= configs/e2e_relation_detector_VGG16_1x.yaml
 detector: install
 	$(PY) tools/detector_pretrain_net.py --config-file $(CONFIG) $(OPTS)
 
-# Scene graphs for your own images (tools/sgg_infer.py; README "Inference on your own images"):
+# Scene graphs for your own images (tools/sgg_infer.py; docs/inference.md):
 # SGDet with the Align-Motifs model `make demo` trains, or any relation checkpoint.
 #   make infer IMAGES="photos/ more.jpg" [CHECKPOINT=FILE] [INFER_OUT=DIR] [INFER_ARGS="--boxes b.json --topk 20"] [OPTS="KEY VALUE"]
 .PHONY: infer

@@ -5,7 +5,7 @@
 
 Rerunning the same command resumes from OUTPUT_DIR/last_checkpoint. Validation mAP@0.5 every
 SOLVER.VAL_PERIOD (``model_best.pth`` keeps the best); test mAP after training. Several GPUs or
-machines: launch with ``torchrun --nproc_per_node N`` (README "Multi-GPU and multi-node").
+machines: launch with ``torchrun --nproc_per_node N`` (docs/multi_gpu.md).
 """
 from __future__ import annotations
 

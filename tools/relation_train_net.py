@@ -7,8 +7,7 @@ MODEL.PRETRAINED_DETECTOR_CKPT names the stage-1 checkpoint. PredCls / SGCls / S
 MODEL.ROI_RELATION_HEAD.USE_GT_BOX / USE_GT_OBJECT_LABEL. Rerunning the command resumes from
 OUTPUT_DIR/last_checkpoint. Validation every SOLVER.VAL_PERIOD; ``model_best.pth`` keeps the best
 val mR@50 and is the model tested at the end (the paper's rule; SOLVER.SELECT_BEST_VAL False: the
-final model). Several GPUs or machines: launch with ``torchrun --nproc_per_node N`` (README
-"Multi-GPU and multi-node").
+final model). Several GPUs or machines: launch with ``torchrun --nproc_per_node N`` (docs/multi_gpu.md).
 """
 from __future__ import annotations
 

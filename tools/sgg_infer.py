@@ -6,8 +6,8 @@
 SGDet (the model's own detections) by default; with --boxes, PredCls (boxes with labels) or
 SGCls (boxes only) on the boxes you give. Writes <name>.json and <name>.png per image and
 index.json to --output; boxes are in the original images' pixels. Config overrides (e.g.
-MODEL.DEVICE cpu, INPUT.MAX_INPUT_PIXELS 50000000) come last. JSON schema: README, "Inference
-on your own images".
+MODEL.DEVICE cpu, INPUT.MAX_INPUT_PIXELS 50000000) come last. JSON schema:
+docs/inference.md.
 """
 from __future__ import annotations
 

@@ -58,6 +58,9 @@ _C.MODEL.ROI_HEADS.POSITIVE_FRACTION = 0.5
 _C.MODEL.ROI_HEADS.SCORE_THRESH = 0.01
 _C.MODEL.ROI_HEADS.NMS = 0.3
 _C.MODEL.ROI_HEADS.DETECTIONS_PER_IMG = 80
+# After per-class NMS each proposal keeps only its best class (SGB: default False, True in its
+# relation configs, so that SGDet never pairs a proposal with itself under two labels).
+_C.MODEL.ROI_HEADS.NMS_FILTER_DUPLICATES = False
 
 _C.MODEL.ROI_BOX_HEAD = CN()
 _C.MODEL.ROI_BOX_HEAD.FEATURE_EXTRACTOR = "VGG16FPN2MLPFeatureExtractor"
@@ -87,7 +90,6 @@ _C.MODEL.ROI_RELATION_HEAD.CONTEXT_REL_LAYER = 1
 _C.MODEL.ROI_RELATION_HEAD.POS_EMBED_DIM = 128
 _C.MODEL.ROI_RELATION_HEAD.PREDICT_USE_BIAS = True
 _C.MODEL.ROI_RELATION_HEAD.PREDICT_USE_VISION = True
-_C.MODEL.ROI_RELATION_HEAD.LATER_NMS_PREDICTION_THRES = 0.3  # SGDet per-class NMS of decoder
 _C.MODEL.ROI_RELATION_HEAD.POOLER_RESOLUTION = 7
 _C.MODEL.ROI_RELATION_HEAD.POOLER_SAMPLING_RATIO = 2
 # Union features are computed this many pairs at a time (bounded memory in SGDet test).
@@ -184,6 +186,12 @@ _C.TEST = CN()
 _C.TEST.IMS_PER_BATCH = 8
 _C.TEST.RELATION = CN()
 _C.TEST.RELATION.IOU_THRESHOLD = 0.5
+# SGDet test: score only pairs of overlapping detections (SGB: default True, False in its X-101
+# relation config, whose value we take).
+_C.TEST.RELATION.REQUIRE_OVERLAP = False
+# SGDet test: per-class NMS on the Motifs decoder's object labels (SGB: default 0.3, 0.5 in its
+# relation configs).
+_C.TEST.RELATION.LATER_NMS_PREDICTION_THRES = 0.3
 # Drop test images with more GT boxes than this from evaluation (0: keep all, SGB's behaviour).
 _C.TEST.RELATION.MAX_BOXES = 0
 # Ranked pairs kept per image, each with its full predicate distribution. 100 keeps every
@@ -196,5 +204,8 @@ _C.TEST.RELATION.NUM_WORKERS = 0  # evaluator processes (0: in-process)
 # Misc
 # ---------------------------------------------------------------------------- #
 _C.OUTPUT_DIR = "output"
+# Where glove.6B.<EMBED_DIM>d.txt (or SGB's .pt cache of it) is: the Motifs class embeddings start
+# from GloVe as in SGB; without the file they start random (one log line). Nothing is downloaded.
+_C.GLOVE_DIR = "datasets/glove"
 _C.SEED = 0
 _C.LOG_PERIOD = 20

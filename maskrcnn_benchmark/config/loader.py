@@ -54,7 +54,14 @@ def _check_and_coerce(key: str, old, new):
                       f"(default {old!r}), got {type(new).__name__} {new!r}")
 
 
+# Keys that moved to SGB's name: old configs and the configs stored in older checkpoints still load.
+RENAMED_KEYS = {
+    "MODEL.ROI_RELATION_HEAD.LATER_NMS_PREDICTION_THRES": "TEST.RELATION.LATER_NMS_PREDICTION_THRES",
+}
+
+
 def _merge(cfg: CfgNode, key: str, value, source: str) -> None:
+    key = RENAMED_KEYS.get(key, key)
     node = cfg
     parts = key.split(".")
     for depth, part in enumerate(parts):

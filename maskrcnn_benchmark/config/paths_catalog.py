@@ -1,4 +1,9 @@
-"""Dataset names -> files, as SGB's paths_catalog (same names, same file layout)."""
+"""Dataset names -> files, as SGB's paths_catalog (same names, same file layout).
+
+``<name>_train``, ``<name>_val`` and ``<name>_test`` are the splits of the VG150-format dataset in
+``DATASETS.DATA_DIR/<name>/`` (SGB's four files; ``tools/convert_to_vg150.py`` writes them for a
+dataset of your own), so a new dataset needs no code change. SGB's VG150 name keeps its folder.
+"""
 from __future__ import annotations
 
 import os
@@ -10,11 +15,9 @@ _VG_FILES = {
     "image_file": "image_data.json",
 }
 
-# name prefix -> folder under DATASETS.DATA_DIR
-_PREFIXES = {
-    "VG_stanford_filtered_with_attribute": "vg",
-    "synthvg": "synthvg",
-}
+# names whose folder under DATASETS.DATA_DIR is not the name itself
+_FOLDERS = {"VG_stanford_filtered_with_attribute": "vg"}
+SPLITS = ("train", "val", "test")
 
 
 class DatasetCatalog:
@@ -22,10 +25,12 @@ class DatasetCatalog:
     def get(name: str, data_dir: str = "datasets") -> dict:
         """Return ``{"split", "img_dir", "roidb_file", "dict_file", "image_file"}`` for ``name``."""
         prefix, _, split = name.rpartition("_")
-        if prefix not in _PREFIXES or split not in ("train", "val", "test"):
-            known = ", ".join(f"{p}_{{train,val,test}}" for p in _PREFIXES)
-            raise KeyError(f"unknown dataset {name!r}; known datasets: {known}")
-        root = os.path.join(data_dir, _PREFIXES[prefix])
+        if not prefix or split not in SPLITS or prefix != os.path.basename(prefix):
+            raise KeyError(f"unknown dataset {name!r}: dataset names are <folder>_train, "
+                           f"<folder>_val or <folder>_test, the folder under DATASETS.DATA_DIR "
+                           f"holding the VG150-format files (e.g. synthvg_train, "
+                           f"VG_stanford_filtered_with_attribute_train for datasets/vg)")
+        root = os.path.join(data_dir, _FOLDERS.get(prefix, prefix))
         args = {k: os.path.join(root, v) for k, v in _VG_FILES.items()}
         args["split"] = split
         return args

@@ -1,6 +1,8 @@
 """``build_dataset`` and ``make_data_loader``: config -> VGDataset -> batches (SGB's roles)."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader
@@ -26,9 +28,16 @@ def dataset_args(cfg, split: str) -> tuple[str, dict]:
     if len(names) != 1:
         raise DatasetError(f"{key} must name exactly one dataset, got {names}")
     try:
-        return names[0], DatasetCatalog.get(names[0], cfg.DATASETS.DATA_DIR)
+        args = DatasetCatalog.get(names[0], cfg.DATASETS.DATA_DIR)
     except KeyError as e:
         raise DatasetError(f"{key}: {e.args[0]}") from e
+    root = os.path.dirname(args["dict_file"])
+    if not os.path.isdir(root):
+        raise DatasetError(f"{key}: dataset {names[0]!r}: folder {root} not found (DATASETS.DATA_DIR/"
+                           "<name>/ of a <name>_train|val|test dataset): put SGB's VG150 files in "
+                           "datasets/vg (datasets/vg/README.md), run `make data` for SynthVG, or "
+                           "tools/convert_to_vg150.py for a dataset of your own")
+    return names[0], args
 
 
 def is_sgdet(cfg) -> bool:

@@ -158,7 +158,7 @@ def read_boxes_file(path: str, obj_classes: Sequence[str]) -> Dict[str, GivenBox
         raise BoxesFileError(f"--boxes file {path} is not valid JSON: {e}") from e
     if not isinstance(data, dict) or not data:
         raise BoxesFileError(f"--boxes file {path}: expected a non-empty JSON object mapping image names to "
-                             "{\"boxes\": [[x1, y1, x2, y2], ...], \"labels\": [...]} (see README, Inference)")
+                             "{\"boxes\": [[x1, y1, x2, y2], ...], \"labels\": [...]} (see docs/inference.md)")
     names = {str(n): i for i, n in enumerate(obj_classes) if i > 0}
     out: Dict[str, GivenBoxes] = {}
     for key, entry in data.items():

@@ -1,8 +1,8 @@
 """Scene graphs for users' own images from a self-contained relation checkpoint (``tools/sgg_infer.py``).
 
 SGDet by default; PredCls / SGCls on boxes the user gives. Outputs, per image, a JSON in the
-original image's pixels and a PNG drawing, plus ``index.json`` for the run (schema in README,
-"Inference on your own images").
+original image's pixels and a PNG drawing, plus ``index.json`` for the run (schema in
+docs/inference.md).
 """
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ def to_original(out: Dict[str, Tensor], orig_hw: Sequence[int], given: Optional[
 def scene_graph_json(pred: Dict[str, np.ndarray], obj_classes: Sequence[str], rel_classes: Sequence[str], *,
                      topk: int = 50, full_scores: bool = False, header: Optional[Dict[str, Any]] = None
                      ) -> Dict[str, Any]:
-    """The per-image JSON (README, "Inference on your own images"): objects, and relations with
+    """The per-image JSON (docs/inference.md): objects, and relations with
     predicate = best non-background class, score = its probability x subject score x object
     score, best first, the first ``topk`` (<= 0: all)."""
     boxes, labels, scores = pred["boxes"], pred["labels"], pred["scores"]

@@ -62,7 +62,7 @@ def init_distributed(device_type: str = "cpu") -> bool:
     missing = [k for k in ("RANK", "MASTER_ADDR", "MASTER_PORT") if k not in os.environ]
     if missing:
         raise RuntimeError(f"WORLD_SIZE is {_env_world_size()} but {', '.join(missing)} is not set: launch "
-                           "with torchrun (README 'Multi-GPU and multi-node training')")
+                           "with torchrun (docs/multi_gpu.md)")
     if not dist.is_available():
         raise RuntimeError("torch.distributed is not available in this PyTorch build; run one process")
     use_nccl = device_type == "cuda" and torch.cuda.is_available()

@@ -1,3 +1,5 @@
+import os
+
 import pytest
 import yaml
 
@@ -60,8 +62,12 @@ def test_paths_catalog():
     args = DatasetCatalog.get("VG_stanford_filtered_with_attribute_val", "/data")
     assert args["split"] == "val" and args["roidb_file"] == "/data/vg/VG-SGG-with-attri.h5"
     assert DatasetCatalog.get("synthvg_test")["img_dir"] == "datasets/synthvg/VG_100K"
-    with pytest.raises(KeyError, match="known datasets"):
-        DatasetCatalog.get("coco_train")
+    # any <name>_<split> is the VG150-format dataset in DATA_DIR/<name>/ (no code change needed)
+    mine = DatasetCatalog.get("my_photos_test", "/data")
+    assert mine["split"] == "test" and mine["dict_file"] == "/data/my_photos/VG-SGG-dicts-with-attri.json"
+    for bad in ("coco", "coco_training", "_train", "../x_train"):
+        with pytest.raises(KeyError, match="<folder>_train"):
+            DatasetCatalog.get(bad)
 
 
 def test_base_file_is_merged_first(tmp_path):
@@ -70,3 +76,26 @@ def test_base_file_is_merged_first(tmp_path):
     (tmp_path / "sub" / "child.yaml").write_text("_BASE_: ../base.yaml\nSOLVER:\n  MAX_ITER: 20\n")
     cfg = load_config(str(tmp_path / "sub" / "child.yaml"))
     assert cfg.SOLVER.BASE_LR == 0.5 and cfg.SOLVER.MAX_ITER == 20
+
+
+def test_vg150_relation_configs_follow_sgb_relation_configs():
+    # SGB's e2e_relation_X_101_32_8_FPN_1x.yaml: NMS_FILTER_DUPLICATES True, REQUIRE_OVERLAP False,
+    # LATER_NMS_PREDICTION_THRES 0.5 (its code defaults: False, True, 0.3)
+    root = os.path.join(os.path.dirname(__file__), "..", "..", "configs")
+    for name in ("e2e_relation_VGG16_1x.yaml", "e2e_relation_VGG16_1x_align.yaml"):
+        cfg = load_config(os.path.join(root, name))
+        assert cfg.MODEL.ROI_HEADS.NMS_FILTER_DUPLICATES is True
+        assert cfg.TEST.RELATION.REQUIRE_OVERLAP is False
+        assert cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES == 0.5
+    det = load_config(os.path.join(root, "e2e_relation_detector_VGG16_1x.yaml"))
+    assert det.MODEL.ROI_HEADS.NMS_FILTER_DUPLICATES is False  # SGB's detector configs
+
+
+def test_renamed_key_still_loads_under_sgb_name(tmp_path):
+    # older configs (and configs stored in older checkpoints) used our former name of SGB's key
+    f = tmp_path / "old.yaml"
+    f.write_text(yaml.safe_dump({"MODEL": {"ROI_RELATION_HEAD": {"LATER_NMS_PREDICTION_THRES": 0.4}}}))
+    assert load_config(str(f)).TEST.RELATION.LATER_NMS_PREDICTION_THRES == 0.4
+    cfg = load_config(None, ["MODEL.ROI_RELATION_HEAD.LATER_NMS_PREDICTION_THRES", "0.45"])
+    assert cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES == 0.45
+    assert "LATER_NMS_PREDICTION_THRES" not in cfg.MODEL.ROI_RELATION_HEAD

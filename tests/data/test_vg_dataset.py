@@ -39,7 +39,7 @@ def test_box_decoding_matches_sgb():
 
 
 def test_groundtruth_and_sample_in_image_pixels(vg_files, vg_image):
-    boxes = ((0, 0, 100, 100), (3, 5, 104, 206), (512, 256, 1024, 768))
+    boxes = ((0, 0, 100, 100), (3, 5, 104, 206), (512, 256, 1016, 760))
     files = vg_files([vg_image(10, boxes=boxes, labels=(1, 2, 3), rels=((0, 1, 2), (2, 0, 3)),
                             width=256, height=192)])
     ds = VGDataset("train", num_val_im=0, **files)
@@ -47,7 +47,8 @@ def test_groundtruth_and_sample_in_image_pixels(vg_files, vg_image):
     np.testing.assert_allclose(gt["boxes"], np.array(boxes, np.float32) / 4)
     over = VGDataset("train", num_val_im=0, **vg_files([vg_image(
         10, boxes=((1000, 700, 1100, 800), (0, 0, 5, 5)), width=256, height=192)]))
-    assert over.get_groundtruth(0)["boxes"][0].tolist() == [250, 175, 256, 192]  # clipped
+    # clipped as SGB's BoxList.clip_to_image: to [0, W - 1] x [0, H - 1], not [0, W] x [0, H]
+    assert over.get_groundtruth(0)["boxes"][0].tolist() == [250, 175, 255, 191]
     assert gt["labels"].tolist() == [1, 2, 3]
     assert gt["relations"].tolist() == [[0, 1, 2], [2, 0, 3]]
     img, target, idx = ds[0]

@@ -121,7 +121,7 @@ def test_build_dataset_config_wiring(synthvg_dir, tmp_path):
     assert not build_dataset(make_cfg(data_dir, tmp_path, *sgdet[:2]), "train").filter_non_overlap
     val = build_dataset(make_cfg(data_dir, tmp_path), "val")
     assert val.split == "val" and len(val) == 8 and not val.filter_duplicate_rels
-    with pytest.raises(DatasetError, match="DATASETS.TEST: unknown dataset 'nope_test'"):
+    with pytest.raises(DatasetError, match="DATASETS.TEST: dataset 'nope_test': folder .*nope not found"):
         build_dataset(make_cfg(data_dir, tmp_path, "DATASETS.TEST", "('nope_test',)"), "test")
     with pytest.raises(DatasetError, match="exactly one"):
         build_dataset(make_cfg(data_dir, tmp_path, "DATASETS.TEST",

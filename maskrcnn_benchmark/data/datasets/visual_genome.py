@@ -219,7 +219,8 @@ class VGDataset(torch.utils.data.Dataset):
         """Vectorised checks of the split's boxes, labels and relations; returns ``index``.
 
         A box must start inside its image (it may overhang the right / bottom border: it is
-        clipped there, as SGB does), so no box is empty after clipping."""
+        clipped there, as SGB does; one starting in the last pixel row or column is then empty,
+        which the detector's training widens to one pixel)."""
         b_start, b_count = self._spans(index, self._first_box, self._last_box,
                                        len(self._labels), "box")
         box_ids = _ranges(b_start, b_count)
@@ -312,14 +313,16 @@ class VGDataset(torch.utils.data.Dataset):
         return self._boxes[b0:b1], self._labels[b0:b1].copy(), rels
 
     def get_groundtruth(self, i: int) -> dict:
-        """Ground truth in original image pixels, duplicate pairs kept:
+        """Ground truth in original image pixels, clipped to [0, W - 1] x [0, H - 1] as SGB does,
+        duplicate pairs kept:
         ``{"boxes": float32[N, 4] xyxy, "labels": int64[N], "relations": int64[M, 3]}``."""
         boxes, labels, rels = self.raw_annotations(i)
         info = self.get_img_info(i)
         w, h = info["width"], info["height"]
         boxes = boxes.astype(np.float32) * (max(w, h) / BOX_SCALE)
-        np.clip(boxes[:, 0::2], 0, w, out=boxes[:, 0::2])
-        np.clip(boxes[:, 1::2], 0, h, out=boxes[:, 1::2])
+        # SGB's BoxList.clip_to_image (+1 pixel convention): x in [0, W - 1], y in [0, H - 1]
+        np.clip(boxes[:, 0::2], 0, w - 1, out=boxes[:, 0::2])
+        np.clip(boxes[:, 1::2], 0, h - 1, out=boxes[:, 1::2])
         return {"boxes": boxes, "labels": labels, "relations": rels}
 
     def _load_image(self, i: int) -> Image.Image:

@@ -5,7 +5,7 @@ import json
 import multiprocessing as mp
 import os
 import time
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import h5py
 import numpy as np
@@ -84,18 +84,19 @@ def encode_boxes(boxes: np.ndarray, width: int, height: int, scale: int) -> np.n
     return np.concatenate([centre, wh], 1).astype(np.int32)
 
 
-def predicate_groups(counts: dict[str, int]) -> dict:
+def predicate_groups(counts: dict[str, int], predicates: Sequence[str] = PREDICATES,
+                     dataset: str = "SynthVG") -> dict:
     """HEAD (>= 8 % of the train relations) / TAIL (< 2 %) / BODY (the rest), same JSON layout
-    as data/resources/vg150_longtail_split.json."""
+    as data/resources/vg150_longtail_split.json. ``predicates``: the names of ids 1, 2, ..."""
     total = max(1, sum(counts.values()))
-    groups = {"description": "HEAD/BODY/TAIL predicate split of this SynthVG dataset by share "
+    groups = {"description": f"HEAD/BODY/TAIL predicate split of this {dataset} dataset by share "
                              "of its train relations (head >= 8 %, tail < 2 %); ids are 1-based "
                              "predicate indices of VG-SGG-dicts-with-attri.json."}
     for name, keep in (("head", lambda c: c >= 0.08 * total),
                        ("body", lambda c: 0.02 * total <= c < 0.08 * total),
                        ("tail", lambda c: c < 0.02 * total)):
-        ids = [i + 1 for i, p in enumerate(PREDICATES) if keep(counts.get(p, 0))]
-        groups[name] = {"ids": ids, "names": [PREDICATES[i - 1] for i in ids]}
+        ids = [i + 1 for i, p in enumerate(predicates) if keep(counts.get(p, 0))]
+        groups[name] = {"ids": ids, "names": [predicates[i - 1] for i in ids]}
     return groups
 
 
@@ -106,8 +107,12 @@ def _atomic_json(path: str, obj) -> None:
     os.replace(tmp, path)
 
 
-def write_dataset(out_dir: str, records: list[dict]) -> dict:
-    """The VG150 files of ``records`` (train records first). Returns the dicts JSON."""
+def write_dataset(out_dir: str, records: list[dict], classes: Sequence[str] = CLASSES,
+                  predicates: Sequence[str] = PREDICATES, attributes: Sequence[str] = ATTRIBUTES,
+                  dataset: str = "SynthVG") -> dict:
+    """The VG150 files of ``records`` (h5 rows in their order; val = the first train ones) and
+    ``predicate_groups.json``; ``classes`` / ``predicates`` / ``attributes`` name ids 1, 2, ...
+    Returns the dicts JSON."""
     n_box = np.array([len(r["labels"]) for r in records], np.int64)
     n_rel = np.array([len(r["relations"]) for r in records], np.int64)
     first_box = np.concatenate([[0], np.cumsum(n_box)[:-1]]).astype(np.int64)
@@ -146,22 +151,23 @@ def write_dataset(out_dir: str, records: list[dict]) -> dict:
     train_preds = [r["relations"][:, 2] for r in train] or [np.zeros(0, np.int64)]
     train_attrs = [np.array([a for at in r["attributes"] for a in at], np.int64) for r in train]
     dicts = {
-        "object_count": count(CLASSES, train_labels),
-        "idx_to_label": {str(i + 1): c for i, c in enumerate(CLASSES)},
-        "predicate_to_idx": {p: i + 1 for i, p in enumerate(PREDICATES)},
-        "predicate_count": count(PREDICATES, train_preds),
-        "idx_to_predicate": {str(i + 1): p for i, p in enumerate(PREDICATES)},
-        "label_to_idx": {c: i + 1 for i, c in enumerate(CLASSES)},
-        "attribute_count": count(ATTRIBUTES, train_attrs or [np.zeros(0, np.int64)]),
-        "idx_to_attribute": {str(i + 1): a for i, a in enumerate(ATTRIBUTES)},
-        "attribute_to_idx": {a: i + 1 for i, a in enumerate(ATTRIBUTES)},
+        "object_count": count(classes, train_labels),
+        "idx_to_label": {str(i + 1): c for i, c in enumerate(classes)},
+        "predicate_to_idx": {p: i + 1 for i, p in enumerate(predicates)},
+        "predicate_count": count(predicates, train_preds),
+        "idx_to_predicate": {str(i + 1): p for i, p in enumerate(predicates)},
+        "label_to_idx": {c: i + 1 for i, c in enumerate(classes)},
+        "attribute_count": count(attributes, train_attrs or [np.zeros(0, np.int64)]),
+        "idx_to_attribute": {str(i + 1): a for i, a in enumerate(attributes)},
+        "attribute_to_idx": {a: i + 1 for i, a in enumerate(attributes)},
     }
     _atomic_json(os.path.join(out_dir, "VG-SGG-dicts-with-attri.json"), dicts)
     _atomic_json(os.path.join(out_dir, "image_data.json"), [
         {"width": r["width"], "height": r["height"], "image_id": r["image_id"],
          "url": f"VG_100K/{r['image_id']}.jpg", "coco_id": None, "flickr_id": None}
         for r in records])
-    _atomic_json(os.path.join(out_dir, GROUPS_FILE), predicate_groups(dicts["predicate_count"]))
+    _atomic_json(os.path.join(out_dir, GROUPS_FILE),
+                 predicate_groups(dicts["predicate_count"], predicates, dataset))
     return dicts
 
 

@@ -156,3 +156,30 @@ def test_zero_width_boxes_at_the_border_do_not_break_training(tiny_cfg, batch):
     losses = model(images, targets)
     assert all(torch.isfinite(v) for v in losses.values())
     assert torch.equal(targets[0]["boxes"], boxes)  # the caller's targets are left alone
+
+
+def test_nms_filter_duplicates_keeps_each_proposal_s_best_surviving_class(tiny_cfg):
+    # SGB's PostProcessor.filter_results with NMS_FILTER_DUPLICATES: per-class NMS first, then
+    # every proposal keeps the best of the classes it survived in (A's best class, 1, lost to B).
+    heads = build_detection_model(tiny_cfg).roi_heads.eval()
+    assert heads.nms_filter_duplicates is False  # SGB's default; its relation configs turn it on
+    props = torch.tensor([[0.0, 0.0, 10.0, 10.0], [0.0, 0.0, 10.0, 10.5], [50.0, 40.0, 60.0, 50.0]])
+    probs = torch.tensor([[0.1, 0.5, 0.3, 0.05, 0.05],    # A
+                          [0.1, 0.6, 0.02, 0.14, 0.14],   # B, IoU 0.95 with A
+                          [0.1, 0.2, 0.55, 0.1, 0.05]])   # C, alone
+    logits, deltas = probs.log(), torch.zeros(3, 20)
+
+    def detect():
+        (d,) = heads.detect(logits, deltas, [props], [(64, 96)])
+        prop = [next(i for i in range(3) if torch.equal(d["class_logits"][k], logits[i]))
+                for k in range(len(d["labels"]))]
+        return list(zip(prop, d["labels"].tolist(), [round(s, 4) for s in d["scores"].tolist()])), d
+
+    everything, _ = detect()
+    assert sorted(everything) == sorted([(1, 1, 0.6), (0, 2, 0.3), (1, 3, 0.14), (1, 4, 0.14),
+                                         (2, 2, 0.55), (2, 1, 0.2), (2, 3, 0.1), (2, 4, 0.05)])
+    heads.nms_filter_duplicates = True
+    one_class, d = detect()
+    assert one_class == [(1, 1, 0.6), (2, 2, 0.55), (0, 2, 0.3)]
+    torch.testing.assert_close(d["boxes"], props[[1, 2, 0]])
+    assert d["boxes_per_cls"].shape == (3, 5, 4)

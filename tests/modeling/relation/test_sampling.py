@@ -81,7 +81,9 @@ def test_detect_sampling_caps_pairs_per_gt_relation():
 
 
 def test_test_pairs_all_ordered_pairs():
-    p3, p1, p0 = RelationSampler.test_pairs([3, 1, 0])
+    boxes = [torch.tensor([[0., 0., 1., 1.], [5., 5., 6., 6.], [9., 9., 10., 10.]]), torch.zeros(1, 4),
+             torch.zeros(0, 4)]
+    p3, p1, p0 = RelationSampler(use_gt_box=True).test_pairs(boxes)
     assert p3.tolist() == [[0, 1], [0, 2], [1, 0], [1, 2], [2, 0], [2, 1]]
     assert p1.shape == (0, 2) and p0.shape == (0, 2)
 
@@ -149,3 +151,15 @@ def test_detect_sampling_with_required_overlap():
     assert len(got) == len(pairs)  # no pair twice
     assert {p for p, l in got.items() if l > 0} == {(0, 2)} and got[(0, 2)] == 1
     assert {p for p, l in got.items() if l == 0} == {(0, 1), (1, 0), (0, 3), (3, 0), (1, 3), (3, 1)}
+
+def test_test_pairs_require_overlap_in_sgdet_only():
+    # SGB's prepare_test_pairs: with TEST.RELATION.REQUIRE_OVERLAP, SGDet keeps the pairs whose
+    # boxes overlap (boxlist_iou > 0, +1 pixel convention: boxes 0.5 px apart overlap)
+    boxes = torch.tensor([[0., 0., 10., 10.], [5., 5., 15., 15.], [10.5, 0., 20., 4.5], [40., 40., 50., 50.]])
+    everything = [[i, j] for i in range(4) for j in range(4) if i != j]
+    assert RelationSampler(use_gt_box=False).test_pairs([boxes])[0].tolist() == everything
+    (pairs,) = RelationSampler(use_gt_box=False, test_overlap=True).test_pairs([boxes])
+    assert pairs.tolist() == [[0, 1], [0, 2], [1, 0], [1, 2], [2, 0], [2, 1]]
+    # PredCls / SGCls (GT boxes) always score every pair, as SGB
+    assert RelationSampler(use_gt_box=True, test_overlap=True).test_pairs([boxes])[0].tolist() == everything
+    assert RelationSampler(use_gt_box=False, test_overlap=True).test_pairs([torch.zeros(0, 4)])[0].shape == (0, 2)

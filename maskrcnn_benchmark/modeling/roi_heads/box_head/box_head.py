@@ -61,6 +61,9 @@ class BoxRoIHeads(RoIHeads):
     Eval: ``-> (detections, {})``; per image ``{"boxes": [n, 4], "labels": [n], "scores": [n],
     "class_logits": [n, C], "boxes_per_cls": [n, C, 4]}``: the logits and every class's decoded
     box (clipped to the image) of the proposal each kept detection came from.
+    ``nms_filter_duplicates`` (SGB's MODEL.ROI_HEADS.NMS_FILTER_DUPLICATES, on in its relation
+    configs): after per-class NMS each proposal keeps only its best surviving class, so SGDet
+    never pairs one proposal with itself under two labels.
     """
 
     def __init__(self, *, box_roi_pool: MultiScaleRoIAlign, box_head: TwoMLPHead,
@@ -68,10 +71,12 @@ class BoxRoIHeads(RoIHeads):
                  bg_iou_thresh: float = 0.3, batch_size_per_image: int = 256,
                  positive_fraction: float = 0.5,
                  bbox_reg_weights: tuple[float, float, float, float] = (10.0, 10.0, 5.0, 5.0),
-                 score_thresh: float = 0.01, nms_thresh: float = 0.3, detections_per_img: int = 80) -> None:
+                 score_thresh: float = 0.01, nms_thresh: float = 0.3, detections_per_img: int = 80,
+                 nms_filter_duplicates: bool = False) -> None:
         super().__init__(box_roi_pool, box_head, box_predictor, fg_iou_thresh, bg_iou_thresh,
                          batch_size_per_image, positive_fraction, tuple(bbox_reg_weights),
                          score_thresh, nms_thresh, detections_per_img)
+        self.nms_filter_duplicates = nms_filter_duplicates
 
     @classmethod
     def from_config(cls, cfg, in_channels: int) -> "BoxRoIHeads":
@@ -93,7 +98,8 @@ class BoxRoIHeads(RoIHeads):
                    fg_iou_thresh=h.FG_IOU_THRESHOLD, bg_iou_thresh=h.BG_IOU_THRESHOLD,
                    batch_size_per_image=h.BATCH_SIZE_PER_IMAGE, positive_fraction=h.POSITIVE_FRACTION,
                    bbox_reg_weights=tuple(h.BBOX_REG_WEIGHTS), score_thresh=h.SCORE_THRESH,
-                   nms_thresh=h.NMS, detections_per_img=h.DETECTIONS_PER_IMG)
+                   nms_thresh=h.NMS, detections_per_img=h.DETECTIONS_PER_IMG,
+                   nms_filter_duplicates=h.NMS_FILTER_DUPLICATES)
 
     def box_features(self, features: Features, boxes: list[Tensor],
                      image_sizes: list[tuple[int, int]]) -> Tensor:
@@ -113,8 +119,8 @@ class BoxRoIHeads(RoIHeads):
 
     def detect(self, class_logits: Tensor, box_regression: Tensor, proposals: list[Tensor],
                image_shapes: list[tuple[int, int]]) -> list[dict[str, Tensor]]:
-        """Per-class score threshold, per-class NMS and top-k, keeping track of each detection's
-        proposal. class_logits [N, C], box_regression [N, 4C], proposals[i] [n_i, 4]."""
+        """Per-class score threshold, per-class NMS, [one class per proposal], top-k, keeping
+        track of each detection's proposal. class_logits [N, C], box_regression [N, 4C], proposals[i] [n_i, 4]."""
         num_classes = class_logits.shape[-1]
         counts = [len(p) for p in proposals]
         all_boxes = self.box_coder.decode(box_regression, proposals).reshape(-1, num_classes, 4)
@@ -131,13 +137,24 @@ class BoxRoIHeads(RoIHeads):
             cand_boxes = boxes[cand_prop[keep], cand_label[keep]]
             keep = keep[box_ops.remove_small_boxes(cand_boxes, min_size=1e-2)]
             cand_boxes = boxes[cand_prop[keep], cand_label[keep]]
-            order = batched_nms(cand_boxes, cand_scores[keep], cand_label[keep], self.nms_thresh)
-            keep = keep[order[: self.detections_per_img]]
+            keep = keep[batched_nms(cand_boxes, cand_scores[keep], cand_label[keep], self.nms_thresh)]
+            if self.nms_filter_duplicates:  # best score first: a proposal's first entry is its best class
+                keep = keep[_first_per_group(cand_prop[keep], n)]
+            keep = keep[: self.detections_per_img]
             prop = cand_prop[keep]
             out.append({"boxes": boxes[prop, cand_label[keep]], "labels": cand_label[keep],
                         "scores": cand_scores[keep], "class_logits": logits[prop],
                         "boxes_per_cls": boxes[prop]})
         return out
+
+
+def _first_per_group(groups: Tensor, num_groups: int) -> Tensor:
+    """Positions of the first occurrence of each value of ``groups`` (Int64[k], < num_groups),
+    in their original order."""
+    pos = torch.arange(groups.shape[0], device=groups.device)
+    first = torch.full((num_groups,), groups.shape[0], dtype=torch.int64, device=groups.device)
+    first = first.scatter_reduce(0, groups, pos, "amin")
+    return pos[first[groups] == pos]
 
 
 def build_roi_box_head(cfg, in_channels: int) -> BoxRoIHeads:

@@ -58,10 +58,13 @@ class DecoderRNN(nn.Module):
     """
 
     def __init__(self, *, num_obj_classes: int, embed_dim: int, inputs_dim: int, hidden_dim: int,
-                 rnn_drop: float = 0.2):
+                 rnn_drop: float = 0.2, obj_embed_vecs: Optional[Tensor] = None):
         super().__init__()
         self.num_obj_classes, self.hidden_dim, self.rnn_drop = num_obj_classes, hidden_dim, rnn_drop
         self.obj_embed = nn.Embedding(num_obj_classes + 1, embed_dim)  # index 0: the start token
+        if obj_embed_vecs is not None:  # [C + 1, embed_dim], SGB: GloVe of ["start"] + classes
+            with torch.no_grad():
+                self.obj_embed.weight.copy_(obj_embed_vecs)
         self.input_linearity = nn.Linear(inputs_dim + embed_dim, 6 * hidden_dim)
         self.state_linearity = nn.Linear(hidden_dim, 5 * hidden_dim)
         self.out_obj = nn.Linear(hidden_dim, num_obj_classes)
@@ -135,14 +138,16 @@ class LSTMContext(nn.Module):
         obj_dim: width of the RoI features.
         mode: "predcls" (labels given, no decoder), "sgcls" or "sgdet".
         embed_dim / hidden_dim / pos_dim: SGB's EMBED_DIM (200), CONTEXT_HIDDEN_DIM (512), 128.
-        obj_embed_vecs: optional [C, embed_dim] initial class embeddings (e.g. GloVe);
-            random init when None.
+        obj_embed_vecs: optional [C, embed_dim] initial obj_embed1 / obj_embed2 (GloVe, see
+            ``word_vectors.class_embedding_vectors``); random init when None.
+        decoder_embed_vecs: likewise [C + 1, embed_dim] for the decoder's embedding.
     """
 
     def __init__(self, *, num_obj_classes: int, obj_dim: int, mode: str = "predcls",
                  embed_dim: int = 200, hidden_dim: int = 512, pos_dim: int = 128,
                  dropout_rate: float = 0.2, obj_layers: int = 1, edge_layers: int = 1,
-                 nms_thresh: float = 0.3, obj_embed_vecs: Optional[Tensor] = None):
+                 nms_thresh: float = 0.3, obj_embed_vecs: Optional[Tensor] = None,
+                 decoder_embed_vecs: Optional[Tensor] = None):
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
@@ -165,7 +170,7 @@ class LSTMContext(nn.Module):
         if mode != "predcls":
             self.decoder_rnn = DecoderRNN(num_obj_classes=num_obj_classes, embed_dim=embed_dim,
                                           inputs_dim=obj_in + hidden_dim, hidden_dim=hidden_dim,
-                                          rnn_drop=dropout_rate)
+                                          rnn_drop=dropout_rate, obj_embed_vecs=decoder_embed_vecs)
         self.edge_ctx_rnn = nn.LSTM(embed_dim + obj_dim + hidden_dim, hidden_dim,
                                     num_layers=edge_layers, bidirectional=True,
                                     dropout=dropout_rate if edge_layers > 1 else 0.0)

@@ -92,7 +92,7 @@ class ROIRelationHead(nn.Module):
         num_objs = [int(b.shape[0]) for b in boxes]
         rel_labels = None
         if not self.training:
-            pair_idxs = self.sampler.test_pairs(num_objs, features.device)
+            pair_idxs = self.sampler.test_pairs(boxes)
         elif self.mode == "sgdet":
             obj_labels, pair_idxs, rel_labels = self.sampler.detect_sample(boxes, targets)
             for p, lab in zip(proposals, obj_labels):

@@ -25,6 +25,7 @@ from maskrcnn_benchmark.modeling.registry import ROI_RELATION_PREDICTOR
 
 from .model_motifs import FrequencyBias, LSTMContext
 from .utils_motifs import ObjectOrder, to_onehot
+from .word_vectors import class_embedding_vectors
 
 __all__ = ["FrequencyPredictor", "MotifPairContext", "MotifPredictor", "relation_mode"]
 
@@ -115,11 +116,16 @@ class MotifPredictor(nn.Module):
                     statistics: Optional[Dict[str, Tensor]] = None) -> "MotifPredictor":
         """Build from MODEL.ROI_RELATION_HEAD.*; ``statistics`` as ``get_dataset_statistics``."""
         head = cfg.MODEL.ROI_RELATION_HEAD
+        embed = (None, None)
+        names = statistics.get("obj_classes") if statistics is not None else None
+        if names is not None and len(names) == cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES:  # training builds
+            embed = class_embedding_vectors(cfg.GLOVE_DIR, names, head.EMBED_DIM) or embed
         context = LSTMContext(
+            obj_embed_vecs=embed[0], decoder_embed_vecs=embed[1],
             num_obj_classes=cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES, obj_dim=obj_dim, mode=relation_mode(cfg),
             embed_dim=head.EMBED_DIM, hidden_dim=head.CONTEXT_HIDDEN_DIM, pos_dim=head.POS_EMBED_DIM,
             dropout_rate=head.CONTEXT_DROPOUT_RATE, obj_layers=head.CONTEXT_OBJ_LAYER,
-            edge_layers=head.CONTEXT_REL_LAYER, nms_thresh=head.LATER_NMS_PREDICTION_THRES)
+            edge_layers=head.CONTEXT_REL_LAYER, nms_thresh=cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES)
         pred_dist = statistics.get("pred_dist") if statistics is not None else None
         alignment = None
         if head.ALIGN.ENABLED:

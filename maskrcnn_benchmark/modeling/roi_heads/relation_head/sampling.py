@@ -6,7 +6,8 @@ as background. Training, SGDet: detections get the label of the ground truth the
 (IoU >= fg threshold, else background); a detection pair is foreground for a ground-truth
 relation when both boxes match its subject / object (same label, IoU > threshold), up to
 ``num_sample_per_gt_rel`` pairs per relation (drawn in proportion to the IoU product); pairs of
-two non-background detections that match no relation are background. Test: all ordered pairs.
+two non-background detections that match no relation are background. Test: all ordered pairs
+(SGDet with ``test_overlap``: only those whose boxes overlap, SGB's TEST.RELATION.REQUIRE_OVERLAP).
 """
 from __future__ import annotations
 
@@ -39,6 +40,14 @@ def _pair_matrix(num_objs: int, device) -> Tensor:
     return ~torch.eye(num_objs, dtype=torch.bool, device=device)
 
 
+def overlap_matrix(boxes: Tensor) -> Tensor:
+    """Bool[n, n]: the boxes intersect, with SGB's +1 pixel convention (its ``boxlist_iou > 0``:
+    boxes less than one pixel apart count as overlapping)."""
+    lt = torch.max(boxes[:, None, :2], boxes[None, :, :2])
+    rb = torch.min(boxes[:, None, 2:], boxes[None, :, 2:])
+    return ((rb - lt + 1) > 0).all(-1)
+
+
 class RelationSampler:
     """Relation pair sampling and label assignment.
 
@@ -49,17 +58,19 @@ class RelationSampler:
         num_sample_per_gt_rel: SGDet detection pairs per ground-truth relation (4).
         fg_iou_threshold: SGDet box matching threshold (ROI_HEADS.FG_IOU_THRESHOLD, 0.5).
         require_overlap: SGDet training: only pairs of intersecting boxes (REQUIRE_BOX_OVERLAP).
+        test_overlap: SGDet test: only pairs of overlapping boxes (TEST.RELATION.REQUIRE_OVERLAP).
     """
 
     def __init__(self, *, use_gt_box: bool, batch_size_per_image: int = 64, positive_fraction: float = 0.25,
                  num_sample_per_gt_rel: int = 4, fg_iou_threshold: float = 0.5,
-                 require_overlap: bool = False):
+                 require_overlap: bool = False, test_overlap: bool = False):
         self.use_gt_box = use_gt_box
         self.batch_size_per_image = batch_size_per_image
         self.num_pos_per_image = int(batch_size_per_image * positive_fraction)
         self.num_sample_per_gt_rel = num_sample_per_gt_rel
         self.fg_iou_threshold = fg_iou_threshold
         self.require_overlap = require_overlap
+        self.test_overlap = test_overlap
 
     @classmethod
     def from_config(cls, cfg) -> "RelationSampler":
@@ -67,12 +78,19 @@ class RelationSampler:
         return cls(use_gt_box=head.USE_GT_BOX, batch_size_per_image=head.BATCH_SIZE_PER_IMAGE,
                    positive_fraction=head.POSITIVE_FRACTION, num_sample_per_gt_rel=head.NUM_SAMPLE_PER_GT_REL,
                    fg_iou_threshold=cfg.MODEL.ROI_HEADS.FG_IOU_THRESHOLD,
-                   require_overlap=head.REQUIRE_BOX_OVERLAP)
+                   require_overlap=head.REQUIRE_BOX_OVERLAP,
+                   test_overlap=cfg.TEST.RELATION.REQUIRE_OVERLAP)
 
-    @staticmethod
-    def test_pairs(num_objs: Sequence[int], device=None) -> List[Tensor]:
-        """All ordered pairs i != j of each image: Int64[n_i * (n_i - 1), 2], row-major."""
-        return [torch.nonzero(_pair_matrix(n, device)) for n in num_objs]
+    def test_pairs(self, boxes: Sequence[Tensor]) -> List[Tensor]:
+        """All ordered pairs i != j of each image's boxes [n_i, 4]: Int64[r_i, 2], row-major
+        (r_i = n_i * (n_i - 1); fewer in SGDet with ``test_overlap``)."""
+        out = []
+        for b in boxes:
+            candidates = _pair_matrix(b.shape[0], b.device)
+            if self.test_overlap and not self.use_gt_box:
+                candidates &= overlap_matrix(b.float())
+            out.append(torch.nonzero(candidates))
+        return out
 
     def _fill(self, fg: Tensor, candidates: Tensor) -> Tuple[Tensor, Tensor]:
         """fg Int64[F, 3] triplets (capped here), candidates Bool[n, n] background pairs ->
