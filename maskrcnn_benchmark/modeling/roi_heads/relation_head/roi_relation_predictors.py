@@ -15,7 +15,6 @@ with ``roi_features`` [N, obj_dim] (objects of all images, image-major), ``union
 from __future__ import annotations
 
 from dataclasses import dataclass
-from itertools import accumulate
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -24,6 +23,7 @@ from torch import Tensor, nn
 from maskrcnn_benchmark.modeling.registry import ROI_RELATION_PREDICTOR
 
 from .model_motifs import FrequencyBias, LSTMContext
+from .pair_head import PairHeadPredictor, batch_pair_idxs, cat_field
 from .utils_motifs import ObjectOrder, to_onehot
 
 __all__ = ["FrequencyPredictor", "MotifPairContext", "MotifPredictor", "relation_mode"]
@@ -58,57 +58,24 @@ class MotifPairContext:
     num_rels: List[int]
 
 
-def _cat_field(proposals: Sequence[Dict[str, Tensor]], key: str) -> Optional[Tensor]:
-    """The batch's ``key`` values concatenated, or None unless every image has them."""
-    if not proposals or not all(key in p for p in proposals):
-        return None
-    return torch.cat([p[key] for p in proposals])
-
-
-def _xavier(layer: nn.Linear) -> nn.Linear:
-    nn.init.xavier_normal_(layer.weight)
-    nn.init.zeros_(layer.bias)
-    return layer
-
-
 @ROI_RELATION_PREDICTOR.register("MotifPredictor")
-class MotifPredictor(nn.Module):
-    """Neural Motifs' relation predictor (SGB's MotifPredictor).
-
-    edge context -> post_emb Linear(H, 2H) split into subject / object halves -> pair
-    cat(subject, object) [R, 2H] -> post_cat Linear(2H, pooling_dim), times the union feature
-    (through up_dim when its width differs) -> rel_compress Linear(pooling_dim, P), plus the
-    frequency bias of the pair's labels.
+class MotifPredictor(PairHeadPredictor):
+    """Neural Motifs' relation predictor (SGB's MotifPredictor): the :class:`LSTMContext` edge
+    context, then the shared pair / union / frequency-bias head (:class:`PairHeadPredictor`).
 
     Args:
         context: the :class:`LSTMContext` (its mode decides PredCls / SGCls / SGDet).
-        num_rel_classes: P (background included).
-        pooling_dim: CONTEXT_POOLING_DIM.
-        union_dim: width of the union features.
-        pred_dist: FloatTensor[C, C, P] initial frequency bias (statistics' ``pred_dist``).
-        use_bias: add the frequency bias (PREDICT_USE_BIAS).
-        use_vision: multiply by the union features (PREDICT_USE_VISION).
-        alignment: optional training-only module (``RelationAlignment``) adding ``loss_align``.
+        num_rel_classes, pooling_dim, union_dim, pred_dist, use_bias, use_vision, alignment:
+            as :class:`PairHeadPredictor` (C and H come from the context).
     """
 
     def __init__(self, *, context: LSTMContext, num_rel_classes: int, pooling_dim: int, union_dim: int,
                  pred_dist: Optional[Tensor] = None, use_bias: bool = True, use_vision: bool = True,
                  alignment: Optional[nn.Module] = None):
-        super().__init__()
-        self.context_layer = context
-        self.num_obj_classes, self.num_rel_classes = context.num_obj_classes, num_rel_classes
-        self.hidden_dim = hidden = context.hidden_dim
-        self.use_bias, self.use_vision = use_bias, use_vision
-        self.post_emb = nn.Linear(hidden, 2 * hidden)
-        nn.init.normal_(self.post_emb.weight, std=10.0 * (1.0 / hidden) ** 0.5)
-        nn.init.zeros_(self.post_emb.bias)
-        self.post_cat = _xavier(nn.Linear(2 * hidden, pooling_dim))
-        self.rel_compress = _xavier(nn.Linear(pooling_dim, num_rel_classes))
-        self.up_dim = None
-        if use_vision and union_dim != pooling_dim:
-            self.up_dim = _xavier(nn.Linear(union_dim, pooling_dim))
-        self.freq_bias = FrequencyBias(self.num_obj_classes, num_rel_classes, pred_dist) if use_bias else None
-        self.alignment = alignment
+        super().__init__(context_layer=context, num_obj_classes=context.num_obj_classes,
+                         num_rel_classes=num_rel_classes, hidden_dim=context.hidden_dim,
+                         pooling_dim=pooling_dim, union_dim=union_dim, pred_dist=pred_dist,
+                         use_bias=use_bias, use_vision=use_vision, alignment=alignment)
 
     @classmethod
     def from_config(cls, cfg, *, obj_dim: int, union_dim: int,
@@ -120,31 +87,10 @@ class MotifPredictor(nn.Module):
             embed_dim=head.EMBED_DIM, hidden_dim=head.CONTEXT_HIDDEN_DIM, pos_dim=head.POS_EMBED_DIM,
             dropout_rate=head.CONTEXT_DROPOUT_RATE, obj_layers=head.CONTEXT_OBJ_LAYER,
             edge_layers=head.CONTEXT_REL_LAYER, nms_thresh=head.LATER_NMS_PREDICTION_THRES)
-        pred_dist = statistics.get("pred_dist") if statistics is not None else None
-        alignment = None
-        if head.ALIGN.ENABLED:
-            try:
-                from .alignment import RelationAlignment
-            except ImportError as e:
-                raise ImportError("MODEL.ROI_RELATION_HEAD.ALIGN.ENABLED=True needs "
-                                  "relation_head/alignment.py (RelationAlignment)") from e
-            alignment = RelationAlignment.from_config(cfg, pair_dim=2 * head.CONTEXT_HIDDEN_DIM,
-                                                      union_dim=union_dim, num_classes=head.NUM_CLASSES)
-        return cls(context=context, num_rel_classes=head.NUM_CLASSES, pooling_dim=head.CONTEXT_POOLING_DIM,
-                   union_dim=union_dim, pred_dist=pred_dist, use_bias=head.PREDICT_USE_BIAS,
-                   use_vision=head.PREDICT_USE_VISION, alignment=alignment)
-
-    def pair_representation(self, edge_ctx: Tensor, pair_idxs: Tensor) -> Tensor:
-        """post_emb and pair concatenation: edge_ctx [N, H], pair_idxs [R, 2] -> [R, 2H]."""
-        subj, obj = self.post_emb(edge_ctx).chunk(2, dim=-1)
-        return torch.cat([subj[pair_idxs[:, 0]], obj[pair_idxs[:, 1]]], dim=-1)
-
-    def tied_logits(self, pair_rep: Tensor, union: Tensor) -> Tensor:
-        """post_cat(pair_rep) * up_dim(union) -> rel_compress: [R, P], without the frequency bias."""
-        x = self.post_cat(pair_rep)
-        if self.use_vision:
-            x = x * (self.up_dim(union) if self.up_dim is not None else union)
-        return self.rel_compress(x)
+        args = cls.head_args(cfg, union_dim, statistics)
+        return cls(context=context, num_rel_classes=args["num_rel_classes"], pooling_dim=args["pooling_dim"],
+                   union_dim=union_dim, pred_dist=args["pred_dist"], use_bias=args["use_bias"],
+                   use_vision=args["use_vision"], alignment=args["alignment"])
 
     def mirror_pair_features(self, inputs: Dict[str, Tensor],
                              context: MotifPairContext) -> Tuple[Tensor, Tensor]:
@@ -160,28 +106,16 @@ class MotifPredictor(nn.Module):
         """See the module docstring for shapes."""
         boxes = [p["boxes"] for p in proposals]
         ctx_out = self.context_layer(
-            roi_features, boxes, image_sizes, obj_labels=_cat_field(proposals, "labels"),
-            obj_logits=_cat_field(proposals, "class_logits"),
+            roi_features, boxes, image_sizes, obj_labels=cat_field(proposals, "labels"),
+            obj_logits=cat_field(proposals, "class_logits"),
             boxes_for_nms=[p.get("boxes_per_cls", p["boxes"]) for p in proposals])
-
-        offsets = [0, *accumulate(ctx_out.order.num_objs)]
-        device = roi_features.device
-        pair_idxs = torch.cat([p.to(device).long() + off for p, off in zip(rel_pair_idxs, offsets)]) \
-            if rel_pair_idxs else torch.zeros(0, 2, dtype=torch.int64, device=device)
+        pair_idxs = batch_pair_idxs(rel_pair_idxs, ctx_out.order.num_objs, roi_features.device)
         pair_labels = ctx_out.obj_preds[pair_idxs]
-        pair_rep = self.pair_representation(ctx_out.edge_ctx, pair_idxs)
-        rel_logits = self.tied_logits(pair_rep, union_features)
-        if self.freq_bias is not None:
-            rel_logits = rel_logits + self.freq_bias.index_with_labels(pair_labels)
-
-        losses: Dict[str, Tensor] = {}
-        if self.alignment is not None and self.training:
-            ctx = MotifPairContext(order=ctx_out.order, pair_idxs=pair_idxs, pair_labels=pair_labels,
-                                   num_rels=[int(p.shape[0]) for p in rel_pair_idxs])
-            labels = torch.cat(list(rel_labels)) if rel_labels is not None else None
-            inputs = {"edge_input": ctx_out.edge_input, "union": union_features}
-            losses.update(self.alignment(self, inputs=inputs, context=ctx, target_logits=rel_logits,
-                                         labels=labels))
+        rel_logits = self.relation_logits(ctx_out.edge_ctx, pair_idxs, pair_labels, union_features)
+        ctx = MotifPairContext(order=ctx_out.order, pair_idxs=pair_idxs, pair_labels=pair_labels,
+                               num_rels=[int(p.shape[0]) for p in rel_pair_idxs])
+        losses = self.alignment_losses(inputs={"edge_input": ctx_out.edge_input, "union": union_features},
+                                       context=ctx, target_logits=rel_logits, rel_labels=rel_labels)
         return ctx_out.obj_dists, ctx_out.obj_preds, rel_logits, losses
 
 
@@ -213,13 +147,11 @@ class FrequencyPredictor(nn.Module):
                 rel_pair_idxs: Sequence[Tensor], image_sizes: Sequence[Tuple[int, int]],
                 rel_labels: Optional[Sequence[Tensor]] = None
                 ) -> Tuple[Tensor, Tensor, Tensor, Dict[str, Tensor]]:
-        logits = _cat_field(proposals, "class_logits")
-        labels = _cat_field(proposals, "labels") if self.mode != "sgcls" else None
+        logits = cat_field(proposals, "class_logits")
+        labels = cat_field(proposals, "labels") if self.mode != "sgcls" else None
         if labels is None:
             labels = logits[:, 1:].argmax(1) + 1
         if logits is None:
             logits = to_onehot(labels, self.num_obj_classes)
-        offsets = [0, *accumulate(int(p["boxes"].shape[0]) for p in proposals)]
-        pair_idxs = torch.cat([p.to(labels.device).long() + off for p, off in zip(rel_pair_idxs, offsets)]) \
-            if rel_pair_idxs else torch.zeros(0, 2, dtype=torch.int64, device=labels.device)
+        pair_idxs = batch_pair_idxs(rel_pair_idxs, [int(p["boxes"].shape[0]) for p in proposals], labels.device)
         return logits, labels, self.freq_bias.index_with_labels(labels[pair_idxs]), {}
