@@ -14,6 +14,7 @@ with ``roi_features`` [N, obj_dim] (objects of all images, image-major), ``union
 """
 from __future__ import annotations
 
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -22,11 +23,15 @@ from torch import Tensor, nn
 
 from maskrcnn_benchmark.modeling.registry import ROI_RELATION_PREDICTOR
 
+from .alignment import dropout_disabled
 from .model_motifs import FrequencyBias, LSTMContext
-from .pair_head import PairHeadPredictor, batch_pair_idxs, cat_field
-from .utils_motifs import ObjectOrder, to_onehot
+from .model_msg_passing import IMPContext
+from .model_transformer import TransformerContext
+from .pair_head import PairHeadPredictor, batch_pair_idxs, build_alignment, cat_field, xavier
+from .utils_motifs import ObjectOrder, obj_prediction_nms, to_onehot
 
-__all__ = ["FrequencyPredictor", "MotifPairContext", "MotifPredictor", "relation_mode"]
+__all__ = ["FrequencyPredictor", "MotifPairContext", "MotifPredictor", "TransformerPairContext",
+           "TransformerPredictor", "IMPPredictor", "late_labels", "relation_mode"]
 
 
 def relation_mode(cfg) -> str:
@@ -38,6 +43,16 @@ def relation_mode(cfg) -> str:
         raise ValueError("MODEL.ROI_RELATION_HEAD.USE_GT_OBJECT_LABEL=True needs USE_GT_BOX=True "
                          "(PredCls); use both False for SGDet or USE_GT_BOX alone for SGCls")
     return "sgdet"
+
+
+def late_labels(obj_dists: Tensor, proposals: Sequence[Dict[str, Tensor]], nms: bool, nms_thresh: float) -> Tensor:
+    """Object labels from refined logits [N, C]: SGB's late per-class NMS (SGDet test, on
+    ``boxes_per_cls`` when present) or the argmax over foreground classes."""
+    if not nms:
+        return obj_dists[:, 1:].argmax(1) + 1
+    num_objs = [int(p["boxes"].shape[0]) for p in proposals]
+    return torch.cat([obj_prediction_nms(p.get("boxes_per_cls", p["boxes"]), d, nms_thresh)
+                      for p, d in zip(proposals, obj_dists.split(num_objs))])
 
 
 @dataclass
@@ -117,6 +132,144 @@ class MotifPredictor(PairHeadPredictor):
         losses = self.alignment_losses(inputs={"edge_input": ctx_out.edge_input, "union": union_features},
                                        context=ctx, target_logits=rel_logits, rel_labels=rel_labels)
         return ctx_out.obj_dists, ctx_out.obj_preds, rel_logits, losses
+
+
+@dataclass
+class TransformerPairContext:
+    """What :meth:`TransformerPredictor.mirror_pair_features` needs: objects per image, the pairs
+    (batch-global indices, labels), the attention masking probability and the dropout switch."""
+
+    num_objs: List[int]
+    pair_idxs: Tensor
+    pair_labels: Tensor
+    attn_mask_prob: float
+    dropout_free: bool
+
+
+@ROI_RELATION_PREDICTOR.register("TransformerPredictor")
+class TransformerPredictor(PairHeadPredictor):
+    """SGB's TransformerPredictor: the :class:`TransformerContext` encoders, then the shared
+    pair / union / frequency-bias head plus ``ctx_compress`` of the pair representation.
+
+    Alignment (the paper's SGTR recipe): the mirror reruns lin_edge and the edge encoder on the
+    unmasked edge input with every attention logit of every block set to -inf with probability
+    ALIGN.MASK_PROB (fresh per block and pass, never a whole row), plus the masked union
+    features. With ALIGN.DROPOUT_FREE the mirror runs without dropout and the target comes from
+    a dropout-free pass of the whole original branch (no gradient).
+    """
+
+    @classmethod
+    def from_config(cls, cfg, *, obj_dim: int, union_dim: int,
+                    statistics: Optional[Dict[str, Tensor]] = None) -> "TransformerPredictor":
+        head, t = cfg.MODEL.ROI_RELATION_HEAD, cfg.MODEL.ROI_RELATION_HEAD.TRANSFORMER
+        context = TransformerContext(
+            num_obj_classes=cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES, obj_dim=obj_dim, mode=relation_mode(cfg),
+            embed_dim=head.EMBED_DIM, hidden_dim=head.CONTEXT_HIDDEN_DIM, pos_dim=head.POS_EMBED_DIM,
+            dropout_rate=t.DROPOUT_RATE, obj_layers=t.OBJ_LAYER, edge_layers=t.REL_LAYER,
+            num_head=t.NUM_HEAD, inner_dim=t.INNER_DIM, k_dim=t.KEY_DIM, v_dim=t.VAL_DIM,
+            nms_thresh=head.LATER_NMS_PREDICTION_THRES)
+        return cls(context_layer=context, use_ctx_compress=True, **cls.head_args(cfg, union_dim, statistics))
+
+    def mirror_pair_features(self, inputs: Dict[str, Tensor],
+                             context: TransformerPairContext) -> Tuple[Tensor, Tensor]:
+        """lin_edge, the attention-masked edge encoder, post_emb and the pairs on
+        ``inputs["edge_input"]`` -> (pair_rep [R, 2H], inputs["union"])."""
+        ctx = self.context_layer
+        with dropout_disabled(ctx) if context.dropout_free else nullcontext():
+            edge_ctx = ctx.edge_context(inputs["edge_input"], context.num_objs, context.attn_mask_prob)
+            return self.pair_representation(edge_ctx, context.pair_idxs), inputs["union"]
+
+    def forward(self, roi_features: Tensor, union_features: Tensor, proposals: Sequence[Dict[str, Tensor]],
+                rel_pair_idxs: Sequence[Tensor], image_sizes: Sequence[Tuple[int, int]],
+                rel_labels: Optional[Sequence[Tensor]] = None
+                ) -> Tuple[Tensor, Tensor, Tensor, Dict[str, Tensor]]:
+        args = (roi_features, [p["boxes"] for p in proposals], image_sizes, cat_field(proposals, "labels"),
+                cat_field(proposals, "class_logits"), [p.get("boxes_per_cls", p["boxes"]) for p in proposals])
+        out = self.context_layer(*args)
+        pair_idxs = batch_pair_idxs(rel_pair_idxs, out.num_objs, roi_features.device)
+        rel_logits = self.relation_logits(out.edge_ctx, pair_idxs, out.obj_preds[pair_idxs], union_features)
+        losses: Dict[str, Tensor] = {}
+        if self.alignment is not None and self.training:
+            free, target, source = self.alignment.dropout_free, rel_logits, out
+            if free:  # the target: the original branch again, without dropout
+                with torch.no_grad(), dropout_disabled(self.context_layer):
+                    source = self.context_layer(*args)
+                    target = self.relation_logits(source.edge_ctx, pair_idxs, source.obj_preds[pair_idxs],
+                                                  union_features)
+            ctx = TransformerPairContext(out.num_objs, pair_idxs, source.obj_preds[pair_idxs],
+                                         self.alignment.mask_prob, free)
+            losses = self.alignment_losses(inputs={"union": union_features}, context=ctx, target_logits=target,
+                                           rel_labels=rel_labels, fixed_inputs={"edge_input": source.edge_input})
+        return out.obj_dists, out.obj_preds, rel_logits, losses
+
+
+@ROI_RELATION_PREDICTOR.register("IMPPredictor")
+class IMPPredictor(nn.Module):
+    """SGB's IMPPredictor: union features through ``up_dim`` to CONTEXT_POOLING_DIM (when the
+    widths differ), :class:`IMPContext`, predicate logits ``rel_fc`` of the final edge states.
+    As in SGB there is no frequency bias (PREDICT_USE_BIAS is not read) and no pair head.
+
+    Alignment: the mirror reruns the message passing (the same GRUs and gates) from the masked
+    initial object and edge states; its pair representation is the final edge state [R, H],
+    beside the masked union features; ``tied_logits`` is ``rel_fc``.
+
+    Args:
+        context: the :class:`IMPContext`; union_dim / pooling_dim: union width in / the context's.
+        nms_thresh: LATER_NMS_PREDICTION_THRES (SGDet test: SGB's late NMS of the object labels).
+        alignment: optional training-only ``RelationAlignment``.
+    """
+
+    def __init__(self, *, context: IMPContext, union_dim: int, pooling_dim: int, nms_thresh: float = 0.3,
+                 alignment: Optional[nn.Module] = None):
+        super().__init__()
+        self.context_layer = context
+        self.up_dim = xavier(nn.Linear(union_dim, pooling_dim)) if union_dim != pooling_dim else None
+        self.nms_thresh, self.alignment = nms_thresh, alignment
+
+    @classmethod
+    def from_config(cls, cfg, *, obj_dim: int, union_dim: int,
+                    statistics: Optional[Dict[str, Tensor]] = None) -> "IMPPredictor":
+        head = cfg.MODEL.ROI_RELATION_HEAD
+        context = IMPContext(num_obj_classes=cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES, num_rel_classes=head.NUM_CLASSES,
+                             obj_dim=obj_dim, union_dim=head.CONTEXT_POOLING_DIM,
+                             hidden_dim=head.CONTEXT_HIDDEN_DIM, mode=relation_mode(cfg))
+        return cls(context=context, union_dim=union_dim, pooling_dim=head.CONTEXT_POOLING_DIM,
+                   nms_thresh=head.LATER_NMS_PREDICTION_THRES,
+                   alignment=build_alignment(cfg, pair_dim=head.CONTEXT_HIDDEN_DIM, union_dim=union_dim))
+
+    def tied_logits(self, pair_rep: Tensor, union: Tensor) -> Tensor:
+        return self.context_layer.rel_fc(pair_rep)
+
+    def mirror_pair_features(self, inputs: Dict[str, Tensor], context: Tensor) -> Tuple[Tensor, Tensor]:
+        """Message passing from ``inputs["obj_state"]`` [N, H] / ``["edge_state"]`` [R, H]
+        (``context``: the batch-global pairs [R, 2]) -> (final edge states, inputs["union"])."""
+        _, edge = self.context_layer.message_passing(inputs["obj_state"], inputs["edge_state"], context)
+        return edge, inputs["union"]
+
+    def forward(self, roi_features: Tensor, union_features: Tensor, proposals: Sequence[Dict[str, Tensor]],
+                rel_pair_idxs: Sequence[Tensor], image_sizes: Sequence[Tuple[int, int]],
+                rel_labels: Optional[Sequence[Tensor]] = None
+                ) -> Tuple[Tensor, Tensor, Tensor, Dict[str, Tensor]]:
+        ctx = self.context_layer
+        num_objs = [int(p["boxes"].shape[0]) for p in proposals]
+        pair_idxs = batch_pair_idxs(rel_pair_idxs, num_objs, roi_features.device)
+        union = self.up_dim(union_features) if self.up_dim is not None else union_features
+        obj_state, edge_state = ctx.initial_states(roi_features, union)
+        vert, edge = ctx.message_passing(obj_state, edge_state, pair_idxs)
+        rel_logits = ctx.rel_fc(edge)
+        if ctx.mode == "predcls":
+            obj_preds = cat_field(proposals, "labels").long()
+            obj_dists = to_onehot(obj_preds, ctx.num_obj_classes)
+        else:
+            obj_dists = ctx.obj_fc(vert)
+            obj_preds = late_labels(obj_dists, proposals, ctx.mode == "sgdet" and not self.training,
+                                    self.nms_thresh)
+        losses: Dict[str, Tensor] = {}
+        if self.alignment is not None and self.training:
+            labels = torch.cat(list(rel_labels)) if rel_labels is not None else None
+            inputs = {"obj_state": obj_state, "edge_state": edge_state, "union": union_features}
+            losses = self.alignment(self, inputs=inputs, context=pair_idxs, target_logits=rel_logits, labels=labels)
+        return obj_dists, obj_preds, rel_logits, losses
 
 
 @ROI_RELATION_PREDICTOR.register("FrequencyPredictor")
