@@ -27,11 +27,14 @@ from .alignment import dropout_disabled
 from .model_motifs import FrequencyBias, LSTMContext
 from .model_msg_passing import IMPContext
 from .model_transformer import TransformerContext
+from .model_vctree import VCTreeLSTMContext, binary_loss
 from .pair_head import PairHeadPredictor, batch_pair_idxs, build_alignment, cat_field, xavier
 from .utils_motifs import ObjectOrder, obj_prediction_nms, to_onehot
+from .utils_vctree import BinaryForest
 
 __all__ = ["FrequencyPredictor", "MotifPairContext", "MotifPredictor", "TransformerPairContext",
-           "TransformerPredictor", "IMPPredictor", "late_labels", "relation_mode"]
+           "TransformerPredictor", "IMPPredictor", "VCTreePairContext",
+           "VCTreePredictor", "late_labels", "relation_mode"]
 
 
 def relation_mode(cfg) -> str:
@@ -270,6 +273,71 @@ class IMPPredictor(nn.Module):
             inputs = {"obj_state": obj_state, "edge_state": edge_state, "union": union_features}
             losses = self.alignment(self, inputs=inputs, context=pair_idxs, target_logits=rel_logits, labels=labels)
         return obj_dists, obj_preds, rel_logits, losses
+
+
+@dataclass
+class VCTreePairContext:
+    """What :meth:`VCTreePredictor.mirror_pair_features` needs: the original branch's trees
+    (reused, not rebuilt) and the pairs (batch-global indices, labels)."""
+
+    forest: BinaryForest
+    pair_idxs: Tensor
+    pair_labels: Tensor
+
+
+@ROI_RELATION_PREDICTOR.register("VCTreePredictor")
+class VCTreePredictor(PairHeadPredictor):
+    """SGB's VCTreePredictor: the :class:`VCTreeLSTMContext`, then the shared pair / union /
+    frequency-bias head with a ReLU after ``post_emb`` (SGB names its classifier ctx_compress;
+    here it is the head's rel_compress). Training adds SGB's ``binary_loss``: binary
+    cross-entropy of each image's score matrix against the symmetric matrix of its related
+    pairs (here the sampled foreground pairs; SGB: every ground-truth pair, the same set unless
+    an image has more relations than the foreground budget), averaged over images.
+
+    Alignment: the mirror reruns the edge tree-LSTM on the original branch's trees with masked
+    input rows, then post_emb and the pairs, beside the masked union features.
+    """
+
+    @classmethod
+    def from_config(cls, cfg, *, obj_dim: int, union_dim: int,
+                    statistics: Optional[Dict[str, Tensor]] = None) -> "VCTreePredictor":
+        head = cfg.MODEL.ROI_RELATION_HEAD
+        context = VCTreeLSTMContext(
+            num_obj_classes=cfg.MODEL.ROI_BOX_HEAD.NUM_CLASSES, obj_dim=obj_dim, mode=relation_mode(cfg),
+            embed_dim=head.EMBED_DIM, hidden_dim=head.CONTEXT_HIDDEN_DIM, pos_dim=head.POS_EMBED_DIM,
+            dropout_rate=head.CONTEXT_DROPOUT_RATE, obj_layers=head.CONTEXT_OBJ_LAYER,
+            edge_layers=head.CONTEXT_REL_LAYER, pred_dist=statistics.get("pred_dist") if statistics else None)
+        pred = cls(context_layer=context, emb_relu=True, **cls.head_args(cfg, union_dim, statistics))
+        pred.nms_thresh = head.LATER_NMS_PREDICTION_THRES
+        return pred
+
+    def mirror_pair_features(self, inputs: Dict[str, Tensor],
+                             context: VCTreePairContext) -> Tuple[Tensor, Tensor]:
+        """The edge tree-LSTM on ``inputs["edge_input"]`` over ``context.forest``, post_emb and
+        the pairs -> (pair_rep [R, 2H], inputs["union"])."""
+        edge_ctx = self.context_layer.edge_context(inputs["edge_input"], context.forest)
+        return self.pair_representation(edge_ctx, context.pair_idxs), inputs["union"]
+
+    def forward(self, roi_features: Tensor, union_features: Tensor, proposals: Sequence[Dict[str, Tensor]],
+                rel_pair_idxs: Sequence[Tensor], image_sizes: Sequence[Tuple[int, int]],
+                rel_labels: Optional[Sequence[Tensor]] = None
+                ) -> Tuple[Tensor, Tensor, Tensor, Dict[str, Tensor]]:
+        out = self.context_layer(roi_features, [p["boxes"] for p in proposals], image_sizes,
+                                 cat_field(proposals, "labels"), cat_field(proposals, "class_logits"))
+        num_objs = [int(p["boxes"].shape[0]) for p in proposals]
+        pair_idxs = batch_pair_idxs(rel_pair_idxs, num_objs, roi_features.device)
+        pair_labels = out.obj_preds[pair_idxs]
+        rel_logits = self.relation_logits(out.edge_ctx, pair_idxs, pair_labels, union_features)
+        obj_preds = out.obj_preds
+        if self.context_layer.mode == "sgdet" and not self.training:
+            obj_preds = late_labels(out.obj_dists, proposals, True, self.nms_thresh)
+        losses: Dict[str, Tensor] = {}
+        if self.training:
+            losses["binary_loss"] = binary_loss(out.binary_logits, rel_pair_idxs, rel_labels)
+            ctx = VCTreePairContext(out.forest, pair_idxs, pair_labels)
+            losses.update(self.alignment_losses(inputs={"edge_input": out.edge_input, "union": union_features},
+                                                context=ctx, target_logits=rel_logits, rel_labels=rel_labels))
+        return out.obj_dists, obj_preds, rel_logits, losses
 
 
 @ROI_RELATION_PREDICTOR.register("FrequencyPredictor")
