@@ -87,6 +87,9 @@ class MotifPredictor(PairHeadPredictor):
             as :class:`PairHeadPredictor` (C and H come from the context).
     """
 
+    # what only SGCls / SGDet models have (their object classifier): engine/export.py reads it
+    OBJECT_DECODER_PREFIXES = ("context_layer.decoder_rnn.",)
+
     def __init__(self, *, context: LSTMContext, num_rel_classes: int, pooling_dim: int, union_dim: int,
                  pred_dist: Optional[Tensor] = None, use_bias: bool = True, use_vision: bool = True,
                  alignment: Optional[nn.Module] = None):
@@ -161,6 +164,8 @@ class TransformerPredictor(PairHeadPredictor):
     a dropout-free pass of the whole original branch (no gradient).
     """
 
+    OBJECT_DECODER_PREFIXES = ("context_layer.out_obj.",)
+
     @classmethod
     def from_config(cls, cfg, *, obj_dim: int, union_dim: int,
                     statistics: Optional[Dict[str, Tensor]] = None) -> "TransformerPredictor":
@@ -221,6 +226,8 @@ class IMPPredictor(nn.Module):
         nms_thresh: LATER_NMS_PREDICTION_THRES (SGDet test: SGB's late NMS of the object labels).
         alignment: optional training-only ``RelationAlignment``.
     """
+
+    OBJECT_DECODER_PREFIXES = ("context_layer.obj_fc.",)
 
     def __init__(self, *, context: IMPContext, union_dim: int, pooling_dim: int, nms_thresh: float = 0.3,
                  alignment: Optional[nn.Module] = None):
@@ -298,6 +305,8 @@ class VCTreePredictor(PairHeadPredictor):
     input rows, then post_emb and the pairs, beside the masked union features.
     """
 
+    OBJECT_DECODER_PREFIXES = ("context_layer.decoder_rnn.",)
+
     @classmethod
     def from_config(cls, cfg, *, obj_dim: int, union_dim: int,
                     statistics: Optional[Dict[str, Tensor]] = None) -> "VCTreePredictor":
@@ -349,6 +358,8 @@ class FrequencyPredictor(nn.Module):
     initialised from the training statistics. Evaluated as it is built, without training; set
     PREDICT_USE_VISION False so the head skips the union features it does not look at.
     """
+
+    OBJECT_DECODER_PREFIXES = ()  # SGCls labels come from the detector
 
     def __init__(self, *, num_obj_classes: int, num_rel_classes: int, mode: str,
                  pred_dist: Optional[Tensor] = None):
