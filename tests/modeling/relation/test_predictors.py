@@ -130,3 +130,15 @@ def test_transformer_dropout_free_switch(make_cfg, make_batch, stats):
         losses[free] = head(feats, proposals, sizes, targets)["loss_align"].item()
         assert all(m.training for m in head.modules())  # the switch leaves the modes as it found them
     assert abs(losses[True]) < 1e-5 and losses[False] > 1e-4
+
+
+@pytest.mark.parametrize("predictor", PREDICTORS)
+def test_training_step_under_autocast(predictor, make_cfg, make_batch, stats):
+    """Mixed precision (SOLVER.AMP on CUDA; bfloat16 on the CPU here): the tree-LSTM and message
+    buffers take the autocast outputs."""
+    head = _head(_cfg(make_cfg, predictor, "sgcls", dropout_free=True), stats).train()
+    feats, sizes, targets, proposals = make_batch("sgcls")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        losses = head(feats, proposals, sizes, targets)
+    sum(losses.values()).backward()
+    assert all(torch.isfinite(v) for v in losses.values())

@@ -77,6 +77,7 @@ class IMPContext(nn.Module):
             new_edge = self.edge_gru(weighted_sub + weighted_obj, edge)
             pre_out = self.out_edge_w_fc(torch.cat([sub_vert, edge], 1)) * edge
             pre_in = self.in_edge_w_fc(torch.cat([obj_vert, edge], 1)) * edge
-            vert_ctx = obj_rep.new_zeros(n, self.hidden_dim).index_add(0, sub, pre_out).index_add(0, obj, pre_in)
+            zeros = pre_out.new_zeros(n, self.hidden_dim)
+            vert_ctx = zeros.index_add(0, sub, pre_out).index_add(0, obj, pre_in.to(zeros.dtype))
             vert, edge = self.node_gru(vert_ctx, vert), new_edge
         return vert, edge

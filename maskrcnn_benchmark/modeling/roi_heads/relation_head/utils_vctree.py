@@ -133,7 +133,7 @@ class TreeLSTMForward(nn.Module):
             out = r * (torch.sigmoid(o) * torch.tanh(cell)) + (1 - r) * self.px(x[idx])
             if mask is not None:
                 out = out * mask
-            h, c = h.index_copy(0, idx, out), c.index_copy(0, idx, cell)
+            h, c = h.index_copy(0, idx, out.to(h.dtype)), c.index_copy(0, idx, cell.to(c.dtype))  # (autocast)
         return h[:n]
 
 
@@ -175,14 +175,14 @@ class TreeLSTMBackward(nn.Module):
             out = r * (torch.sigmoid(o) * torch.tanh(cell)) + (1 - r) * self.px(inp)
             if mask is not None:
                 out = out * mask
-            h, c = h.index_copy(0, idx, out), c.index_copy(0, idx, cell)
+            h, c = h.index_copy(0, idx, out.to(h.dtype)), c.index_copy(0, idx, cell.to(c.dtype))
             if decode:
                 dist = self.label_out(out)
                 best = dist[:, 1:].argmax(1) + 1
                 # training embeds a label sampled from the prediction (SGB), test the argmax
-                passed = torch.softmax(dist, 1)[:, 1:].multinomial(1).view(-1) + 1 if self.training else best
-                emb = emb.index_copy(0, idx, self.label_embed(passed.detach() + 1))
-                logits, labels = logits.index_copy(0, idx, dist), labels.index_copy(0, idx, best)
+                passed = torch.softmax(dist.float(), 1)[:, 1:].multinomial(1).view(-1) + 1 if self.training else best
+                emb = emb.index_copy(0, idx, self.label_embed(passed.detach() + 1).to(emb.dtype))
+                logits, labels = logits.index_copy(0, idx, dist.to(logits.dtype)), labels.index_copy(0, idx, best)
         return (logits, labels) if decode else h[:n]
 
 
