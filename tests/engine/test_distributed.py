@@ -64,6 +64,17 @@ def test_each_predictor_trains_aligned_under_ddp(ddp, predictor):
     assert f"PREDICTOR: {predictor}" in config
 
 
+@pytest.mark.parametrize("predictor", ["TransformerPredictor", "VCTreePredictor", "IMPPredictor"])
+def test_relation_test_net_evaluates_each_predictor(ddp, predictor, tiny, tiny_synthvg, load_tool, tmp_path):
+    """relation_test_net.py loads the aligned DDP checkpoint into the plain predictor and evaluates it."""
+    out, _ = ddp
+    opts = tiny.relation_opts(tiny_synthvg, str(tmp_path), "") + tiny.predictor_opts(predictor)
+    assert load_tool("relation_test_net").main(["--weight", str(out / predictor / "model_final.pth"), *opts]) == 0
+    results = json.loads((tmp_path / "inference" / "synthvg_test" / "results.json").read_text())
+    assert results["counts"]["images"] == 4 and 0 <= results["metrics"]["mR@50"] <= 1
+    assert 0 < results["metrics"]["R@100"] <= 1  # 2 iterations from the frequency prior: some hits
+
+
 def test_only_rank_0_writes(ddp):
     out, _ = ddp
     for folder in ("det", "rel"):
