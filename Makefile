@@ -61,6 +61,30 @@ motifs-align: CONFIG ?= configs/e2e_relation_VGG16_1x_align.yaml
 motifs-align: install
 	$(relation_train)
 
+# Stage 2 with another of SGB's predictors, as `make motifs`: PREDICTOR=transformer|vctree|imp picks
+# configs/e2e_relation_VGG16_1x_$(PREDICTOR).yaml (VG150); CONFIG= any other, e.g. a SynthVG one.
+#   make predictor PREDICTOR=vctree MODE=sgcls
+#   make predictor-align CONFIG=configs/synthvg/transformer_align_predcls.yaml
+.PHONY: predictor predictor-align predictors
+PREDICTOR ?= transformer
+predictor: CONFIG ?= configs/e2e_relation_VGG16_1x_$(PREDICTOR).yaml
+predictor: install
+	$(relation_train)
+predictor-align: CONFIG ?= configs/e2e_relation_VGG16_1x_$(PREDICTOR)_align.yaml
+predictor-align: install
+	$(relation_train)
+
+# The alignment on every predictor (tools/predictor_study.py): Motifs, Transformer, VCTree and IMP,
+# each with and without it, SEEDS seeds, PredCls (STUDY_MODES="predcls sgcls" adds SGCls), on
+# make reproduce's SynthVG and one detector (the demo's when it exists), plus the frequency prior
+# -> predictors_output/results.md (mean ± sd, paired differences). Rerunning reuses finished runs
+# and resumes unfinished ones.
+STUDY_MODES ?= predcls
+predictors: install
+	$(PY) tools/predictor_study.py --out predictors_output --modes $(STUDY_MODES) --seeds $(SEEDS) \
+	  $(if $(wildcard demo_output/detector/model_final.pth),--detector demo_output/detector/model_final.pth,) \
+	  $(STUDY_ARGS)
+
 # Stage 1: the VGG-16 Faster R-CNN, validated every SOLVER.VAL_PERIOD, tested at the end.
 # Rerunning resumes. CONFIG picks the experiment, OPTS="KEY VALUE ..." adds overrides.
 #   make detector                                (VG150)

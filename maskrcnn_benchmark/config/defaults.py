@@ -95,6 +95,16 @@ _C.MODEL.ROI_RELATION_HEAD.POOLER_SAMPLING_RATIO = 2
 # Union features are computed this many pairs at a time (bounded memory in SGDet test).
 _C.MODEL.ROI_RELATION_HEAD.PAIR_CHUNK_SIZE = 1024
 
+# TransformerPredictor's object / edge context encoders (SGB's keys and defaults).
+_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER = CN()
+_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.DROPOUT_RATE = 0.1
+_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.OBJ_LAYER = 4
+_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.REL_LAYER = 2
+_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.NUM_HEAD = 8
+_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.INNER_DIM = 2048
+_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.KEY_DIM = 64
+_C.MODEL.ROI_RELATION_HEAD.TRANSFORMER.VAL_DIM = 64
+
 # Self-supervised relation alignment (the paper this project implements). Training only.
 _C.MODEL.ROI_RELATION_HEAD.ALIGN = CN()
 _C.MODEL.ROI_RELATION_HEAD.ALIGN.ENABLED = False
@@ -105,6 +115,9 @@ _C.MODEL.ROI_RELATION_HEAD.ALIGN.HEAD = "untied_mlp"  # "untied_mlp" | "tied"
 _C.MODEL.ROI_RELATION_HEAD.ALIGN.MASK = "row"  # "row" (whole vectors) | "element"
 _C.MODEL.ROI_RELATION_HEAD.ALIGN.KL_DIRECTION = "target_original"  # | "reverse"
 _C.MODEL.ROI_RELATION_HEAD.ALIGN.MLP_HIDDEN_DIM = 0  # untied MLP width; 0: the pair-representation width
+# The paper's SGTR recipe: the mirror without dropout, the alignment target from a dropout-free pass of
+# the original branch (matters for predictors with dropout in the mirrored layers: TransformerPredictor).
+_C.MODEL.ROI_RELATION_HEAD.ALIGN.DROPOUT_FREE = False
 
 # ---------------------------------------------------------------------------- #
 # Input

@@ -39,7 +39,7 @@ __all__ = ["METADATA_VERSION", "SGGCheckpoint", "build_model_from_checkpoint", "
            "config_from_text", "read_sgg_checkpoint"]
 
 METADATA_VERSION = 1
-_DECODER_PREFIX = "relation_head.predictor.context_layer.decoder_rnn."
+_PREDICTOR_PREFIX = "relation_head.predictor."
 _MODE_SWITCHES = {"predcls": (True, True), "sgcls": (True, False), "sgdet": (False, False)}
 
 
@@ -170,17 +170,33 @@ def build_model_from_checkpoint(ckpt: SGGCheckpoint, mode: Optional[str] = None,
             len(ckpt.rel_classes) != cfg.MODEL.ROI_RELATION_HEAD.NUM_CLASSES:
         raise CheckpointError(f"checkpoint {ckpt.path}: {len(ckpt.obj_classes)} object / {len(ckpt.rel_classes)} "
                               "predicate names do not match its config's NUM_CLASSES")
-    has_decoder = any(k.startswith(_DECODER_PREFIX) for k in ckpt.state)
+    decoder = _decoder_prefixes(cfg)
+    has_decoder = any(k.startswith(decoder) for k in ckpt.state) if decoder else True
     if mode != "predcls" and not has_decoder:
         raise CheckpointError(f"checkpoint {ckpt.path} was trained in {ckpt.trained_mode} and has no object "
                               f"decoder: it cannot run in {mode}. Give object labels with the boxes (PredCls) "
                               "or use a model trained in SGCls / SGDet")
     cfg = inference_config(cfg)  # the alignment's untied head is training-only
     model = build_scene_graph_model(cfg, statistics={"pred_dist": ckpt.statistics["pred_dist"]})
-    ignore = (ALIGNMENT_STATE_PREFIX,) + ((_DECODER_PREFIX,) if mode == "predcls" else ())
+    ignore = (ALIGNMENT_STATE_PREFIX,) + (decoder if mode == "predcls" else ())
     load_state_dict_checked(model, ckpt.state, ignore_prefixes=ignore, source=f"checkpoint {ckpt.path}")
     model.eval()
     return model, cfg
+
+
+def _decoder_prefixes(cfg) -> Tuple[str, ...]:
+    """State-dict prefixes of what only SGCls / SGDet models of this predictor have (its object
+    classifier: ``OBJECT_DECODER_PREFIXES`` of the MODEL.ROI_RELATION_HEAD.PREDICTOR class)."""
+    from maskrcnn_benchmark.modeling.registry import ROI_RELATION_PREDICTOR
+    import maskrcnn_benchmark.modeling.roi_heads.relation_head  # noqa: F401  (registers the predictors)
+
+    name = cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR
+    try:
+        cls = ROI_RELATION_PREDICTOR[name]
+    except KeyError as e:
+        raise CheckpointError(f"the checkpoint's config names MODEL.ROI_RELATION_HEAD.PREDICTOR {name!r}: "
+                              f"{e.args[0]}") from None
+    return tuple(_PREDICTOR_PREFIX + p for p in getattr(cls, "OBJECT_DECODER_PREFIXES", ()))
 
 
 def attach_metadata(checkpoint: str, output: str, config_file: str = "", opts: Sequence[str] = ()) -> str:

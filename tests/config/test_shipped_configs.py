@@ -29,7 +29,9 @@ def test_every_shipped_config_loads(name):
     assert cfg.is_frozen() and cfg.OUTPUT_DIR
     if cfg.MODEL.RELATION_ON:
         assert cfg.MODEL.PRETRAINED_DETECTOR_CKPT.endswith("model_final.pth")
-        assert cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR == "MotifPredictor"
+        from maskrcnn_benchmark.modeling.registry import ROI_RELATION_PREDICTOR
+        import maskrcnn_benchmark.modeling.roi_heads.relation_head  # noqa: F401  (registers the predictors)
+        assert cfg.MODEL.ROI_RELATION_HEAD.PREDICTOR in ROI_RELATION_PREDICTOR
 
 
 def _relation_tool_best_metric():

@@ -89,6 +89,7 @@ def unshared_output_dir(out_dir: str) -> str:
 
 
 report: dict = {}
+NEW_PREDICTORS = ("TransformerPredictor", "VCTreePredictor", "IMPPredictor")
 
 
 def main(data_dir: str, out_dir: str) -> None:
@@ -101,6 +102,11 @@ def main(data_dir: str, out_dir: str) -> None:
     dumping(relation_train_net, out_dir, "relation")
     rel = tiny_synthvg.relation_opts(data_dir, rel_dir, os.path.join(det_dir, "model_final.pth"))
     assert relation_train_net.main(rel) == 0
+    for name in NEW_PREDICTORS:  # each with the alignment, 2 iterations, no evaluation
+        dumping(relation_train_net, out_dir, f"relation_{name}")
+        opts = rel + tiny_synthvg.predictor_opts(name) + [
+            "SOLVER.MAX_ITER", "2", "SOLVER.TO_VAL", "False", "OUTPUT_DIR", os.path.join(out_dir, name)]
+        assert relation_train_net.main(["--skip-test", *opts]) == 0
     report["toy_skip"], report["toy_stop"] = toy_run(out_dir, True), toy_run(out_dir, False)
     report["unshared"] = unshared_output_dir(out_dir)
     report["world_size"] = comm.get_world_size()

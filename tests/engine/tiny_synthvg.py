@@ -41,3 +41,11 @@ def relation_opts(data_dir: str, output_dir: str, detector_ckpt: str, max_iter: 
         "MODEL.ROI_RELATION_HEAD.POS_EMBED_DIM", "10", "MODEL.ROI_RELATION_HEAD.BATCH_SIZE_PER_IMAGE", "16",
         "MODEL.ROI_RELATION_HEAD.ALIGN.ENABLED", "True", "SOLVER.TO_VAL", "True",
         "SOLVER.VAL_PERIOD", str(max_iter)]
+
+
+def predictor_opts(name: str) -> list[str]:
+    """MODEL.ROI_RELATION_HEAD.PREDICTOR ``name``, the Transformer's encoders at test size."""
+    return ["MODEL.ROI_RELATION_HEAD.PREDICTOR", name, "MODEL.ROI_RELATION_HEAD.TRANSFORMER.OBJ_LAYER", "1",
+            "MODEL.ROI_RELATION_HEAD.TRANSFORMER.REL_LAYER", "1", "MODEL.ROI_RELATION_HEAD.TRANSFORMER.NUM_HEAD", "2",
+            "MODEL.ROI_RELATION_HEAD.TRANSFORMER.INNER_DIM", "16", "MODEL.ROI_RELATION_HEAD.TRANSFORMER.KEY_DIM", "4",
+            "MODEL.ROI_RELATION_HEAD.TRANSFORMER.VAL_DIM", "4"]

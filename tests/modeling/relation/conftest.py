@@ -27,6 +27,8 @@ def tiny_cfg(mode: str = "predcls"):
     h.EMBED_DIM, h.CONTEXT_HIDDEN_DIM, h.CONTEXT_POOLING_DIM, h.POS_EMBED_DIM = 8, 12, 20, 10
     h.BATCH_SIZE_PER_IMAGE = 16
     h.PAIR_CHUNK_SIZE = 5
+    t = h.TRANSFORMER  # TransformerPredictor: 1 object block, 2 edge blocks, 2 heads
+    t.OBJ_LAYER, t.REL_LAYER, t.NUM_HEAD, t.INNER_DIM, t.KEY_DIM, t.VAL_DIM = 1, 2, 2, 16, 4, 4
     return cfg
 
 

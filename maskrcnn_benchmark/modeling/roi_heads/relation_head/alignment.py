@@ -15,18 +15,25 @@ How a predictor plugs it in (all of it, MotifPredictor being the first user)::
                                      context=ctx, target_logits=rel_logits, labels=rel_labels))
 
 and implements the two methods of :class:`AlignablePredictor`. ``inputs`` names the tensors to
-mask (rows are objects or relations); ``context`` is opaque here and handed back unchanged.
+mask (rows are objects or relations); ``fixed_inputs`` (optional) the ones the mirror reads
+unmasked (detached too); ``context`` is opaque here and handed back unchanged.
+
+What each predictor masks (the paper, Sec. 3.2): Motifs and VCTree, the edge-context
+(bi-LSTM / tree-LSTM) input rows and the union features; IMP, the initial object and edge
+states and the union features; Transformer, the union features and, inside its edge-context
+blocks, the attention logits (:func:`random_attention_mask`, a fresh draw per block and pass).
 """
 from __future__ import annotations
 
-from typing import Any, Dict, Protocol, Tuple
+from contextlib import contextmanager
+from typing import Any, Dict, Iterator, Optional, Protocol, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ALIGNMENT_STATE_PREFIX", "AlignablePredictor", "RelationAlignment", "inference_config",
-           "random_mask"]
+__all__ = ["ALIGNMENT_STATE_PREFIX", "AlignablePredictor", "RelationAlignment", "dropout_disabled",
+           "inference_config", "random_attention_mask", "random_mask"]
 
 # Where the untied head's weights sit in a scene-graph model's state dict: the inference model
 # (built by ``inference_config``) has no such keys, so loaders skip them.
@@ -55,6 +62,44 @@ def random_mask(x: Tensor, p: float, mode: str = "row") -> Tensor:
     return x * keep.to(x.dtype)
 
 
+def random_attention_mask(shape: Tuple[int, ...], p: float, device=None,
+                          invalid: Optional[Tensor] = None) -> Optional[Tensor]:
+    """Which attention logits to set to -inf: each element with probability p, never a whole row.
+
+    Args:
+        shape: (..., queries, keys) of the attention matrix.
+        invalid: optional bool mask (broadcastable to ``shape``) of keys that are already out
+            (padding); a row keeps at least one key outside it.
+    Returns:
+        Bool[shape] (True = masked) or None when p <= 0. Where the draw would mask every
+        remaining key of a row, one of them, drawn uniformly, is kept.
+    """
+    if p <= 0:
+        return None
+    draw = torch.rand(shape, device=device)
+    mask = draw < p
+    allowed = torch.ones(shape, dtype=torch.bool, device=device)
+    if invalid is not None:
+        allowed = allowed & ~invalid.expand(shape)
+    full = ~(allowed & ~mask).any(-1, keepdim=True)  # rows the draw would empty
+    rescue = torch.zeros_like(mask)
+    rescue.scatter_(-1, torch.where(allowed, draw, -1.0).argmax(-1, keepdim=True), True)
+    return mask & ~(full & rescue)
+
+
+@contextmanager
+def dropout_disabled(module: nn.Module) -> Iterator[None]:
+    """Run ``module`` with its dropout layers in eval mode (everything else untouched)."""
+    drops = [m for m in module.modules() if isinstance(m, nn.modules.dropout._DropoutNd) and m.training]
+    for m in drops:
+        m.eval()
+    try:
+        yield
+    finally:
+        for m in drops:
+            m.train()
+
+
 class RelationAlignment(nn.Module):
     """Masking, the untied head and the alignment loss, in one module.
 
@@ -70,11 +115,16 @@ class RelationAlignment(nn.Module):
         kl_direction: "target_original" = KL(P_original || P_mirror) with the original fixed,
             i.e. ``F.kl_div(log P_mirror, P_original)``; "reverse" = KL(P_mirror || P_original).
         hidden_dim: width of the MLP's two hidden layers.
+        dropout_free: the paper's SGTR recipe: the predictor runs the mirror without dropout and
+            takes the alignment target from a dropout-free pass of its original branch
+            (ALIGN.DROPOUT_FREE; read by predictors with dropout in their mirrored layers, the
+            Transformer).
     """
 
     def __init__(self, *, pair_dim: int, union_dim: int, num_classes: int, mask_prob: float = 0.1,
                  loss_weight: float = 10.0, loss: str = "kl", head: str = "untied_mlp",
-                 mask: str = "row", kl_direction: str = "target_original", hidden_dim: int = 1024):
+                 mask: str = "row", kl_direction: str = "target_original", hidden_dim: int = 1024,
+                 dropout_free: bool = False):
         super().__init__()
         choices = {"loss": (loss, ("kl", "ce")), "head": (head, ("untied_mlp", "tied")),
                    "mask": (mask, ("row", "element")),
@@ -87,6 +137,7 @@ class RelationAlignment(nn.Module):
             raise ValueError(f"MODEL.ROI_RELATION_HEAD.ALIGN.MASK_PROB must be in [0, 1), got {mask_prob}")
         self.mask_prob, self.loss_weight = mask_prob, loss_weight
         self.loss, self.head, self.mask, self.kl_direction = loss, head, mask, kl_direction
+        self.dropout_free = dropout_free
         self.mlp = None
         if head == "untied_mlp":
             self.mlp = nn.Sequential(
@@ -100,21 +151,24 @@ class RelationAlignment(nn.Module):
         return cls(pair_dim=pair_dim, union_dim=union_dim, num_classes=num_classes,
                    mask_prob=a.MASK_PROB, loss_weight=a.LOSS_WEIGHT, loss=a.LOSS, head=a.HEAD,
                    mask=a.MASK, kl_direction=a.KL_DIRECTION,
-                   hidden_dim=a.MLP_HIDDEN_DIM or pair_dim)
+                   hidden_dim=a.MLP_HIDDEN_DIM or pair_dim, dropout_free=a.DROPOUT_FREE)
 
     def mirror_logits(self, predictor: AlignablePredictor, inputs: Dict[str, Tensor],
-                      context: Any) -> Tensor:
-        """Predicate logits [R, P] of the mirrored branch on detached, masked ``inputs``."""
-        masked = {k: random_mask(v.detach(), self.mask_prob, self.mask) for k, v in inputs.items()}
+                      context: Any, fixed_inputs: Optional[Dict[str, Tensor]] = None) -> Tensor:
+        """Predicate logits [R, P] of the mirrored branch on detached, masked ``inputs`` (and
+        detached, unmasked ``fixed_inputs``)."""
+        masked = {k: v.detach() for k, v in (fixed_inputs or {}).items()}
+        masked.update({k: random_mask(v.detach(), self.mask_prob, self.mask) for k, v in inputs.items()})
         pair_rep, union = predictor.mirror_pair_features(masked, context)
         if self.mlp is not None:
             return self.mlp(torch.cat([pair_rep, union], dim=-1))
         return predictor.tied_logits(pair_rep, union)
 
     def forward(self, predictor: AlignablePredictor, *, inputs: Dict[str, Tensor], context: Any,
-                target_logits: Tensor, labels: Tensor | None = None) -> Dict[str, Tensor]:
+                target_logits: Tensor, labels: Tensor | None = None,
+                fixed_inputs: Optional[Dict[str, Tensor]] = None) -> Dict[str, Tensor]:
         """-> {"loss_align": loss_weight * L_align}; ``target_logits`` [R, P] is never updated."""
-        logits = self.mirror_logits(predictor, inputs, context)
+        logits = self.mirror_logits(predictor, inputs, context, fixed_inputs)
         if logits.shape[0] == 0:
             return {"loss_align": logits.float().sum() * 0.0}
         log_p_mirror = F.log_softmax(logits.float(), dim=-1)
