@@ -10,11 +10,10 @@ OUTPUT_DIR/inference/<dataset>/.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 
 from maskrcnn_benchmark.config import load_config
-from maskrcnn_benchmark.engine.defaults import dataset_vocabulary, default_setup, launch
+from maskrcnn_benchmark.engine.defaults import dataset_vocabulary, default_setup, eval_argument_parser, launch
 from maskrcnn_benchmark.engine.relation_inference import run_checkpoint, run_relation_test
 from maskrcnn_benchmark.modeling.detector.scene_graph import build_scene_graph_model
 from maskrcnn_benchmark.modeling.roi_heads.relation_head.alignment import ALIGNMENT_STATE_PREFIX, inference_config
@@ -24,13 +23,8 @@ logger = logging.getLogger("maskrcnn_benchmark")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config-file", default="", metavar="FILE")
-    p.add_argument("--splits", nargs="+", default=["test"], choices=["val", "test"])
-    p.add_argument("--weight", default="", help="checkpoint to evaluate (default: MODEL.WEIGHT, else "
-                                                "OUTPUT_DIR/model_best.pth, else OUTPUT_DIR/last_checkpoint)")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
-    args = p.parse_args(argv)
+    args = eval_argument_parser(__doc__.splitlines()[0], "checkpoint to evaluate (default: MODEL.WEIGHT, else "
+                                "OUTPUT_DIR/model_best.pth, else OUTPUT_DIR/last_checkpoint)").parse_args(argv)
     cfg = inference_config(load_config(args.config_file, args.opts))  # no training-only alignment head
     if not cfg.MODEL.RELATION_ON:
         logger.error("MODEL.RELATION_ON is False: this evaluates relation models (use a relation config)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import sys
 from typing import Callable, Iterable, NoReturn, Optional, Sequence
 
@@ -25,22 +26,41 @@ from .trainer import HookBase, Trainer
 logger = logging.getLogger("maskrcnn_benchmark")
 
 
+_CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)*$")
+
+
 class _ToolParser(argparse.ArgumentParser):
-    """Flags written after the ``KEY VALUE`` overrides (``... SOLVER.MAX_ITER 10 --skip-test``)
-    are recognised too instead of being swallowed as overrides."""
+    """Options and ``KEY VALUE`` overrides in any order (``--splits val test SOLVER.X 1``,
+    ``SOLVER.X 1 --skip-test``): every token that is not one of the parser's options, or a value
+    of one, starts a KEY VALUE pair. A ``nargs="+"`` option takes values while they are among its
+    choices (or, without choices, while they do not look like a config key)."""
 
     def parse_args(self, args=None, namespace=None):  # type: ignore[override]
-        ns = super().parse_args(args, namespace)
-        opts, rest = list(ns.opts), []
-        while opts:  # keys sit at even positions; a key starting with "--" is a flag
-            tok = opts.pop(0)
-            if tok.startswith("--"):
-                takes_value = tok in ("--config-file",) and opts
-                ns = super().parse_args([tok] + ([opts.pop(0)] if takes_value else []), ns)
+        tokens = list(sys.argv[1:] if args is None else args)
+        options: list[str] = []
+        overrides: list[str] = []
+        while tokens:
+            tok = tokens.pop(0)
+            action = self._option_string_actions.get(tok.split("=", 1)[0]) if tok.startswith("--") else None
+            if action is None:
+                if tok.startswith("--"):
+                    options.append(tok)  # an unknown option: argparse's error names it
+                else:
+                    overrides += [tok] + tokens[:1]
+                    del tokens[:1]
+                continue
+            options.append(tok)
+            if "=" in tok or action.nargs == 0:
+                continue
+            if action.nargs in ("+", "*"):
+                while tokens and not tokens[0].startswith("--") and (
+                        tokens[0] in action.choices if action.choices else not _CONFIG_KEY.match(tokens[0])):
+                    options.append(tokens.pop(0))
             else:
-                rest += [tok] + opts[:1]
-                opts = opts[1:]
-        ns.opts = rest
+                options += tokens[:action.nargs if isinstance(action.nargs, int) else 1]
+                del tokens[:action.nargs if isinstance(action.nargs, int) else 1]
+        ns = super().parse_args(options, namespace)
+        ns.opts = overrides
         return ns
 
 
@@ -51,6 +71,17 @@ def default_argument_parser(description: str) -> argparse.ArgumentParser:
     p.add_argument("--no-resume", action="store_true",
                    help="ignore OUTPUT_DIR/last_checkpoint and start from MODEL.WEIGHT / scratch")
     p.add_argument("--skip-test", action="store_true", help="no test-set evaluation after training")
+    p.add_argument("--local-rank", "--local_rank", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
+    return p
+
+
+def eval_argument_parser(description: str, weight_help: str) -> argparse.ArgumentParser:
+    """``--config-file FILE [--splits val test] [--weight FILE] [KEY VALUE ...]``, in any order."""
+    p = _ToolParser(description=description)
+    p.add_argument("--config-file", default="", metavar="FILE", help="YAML experiment file")
+    p.add_argument("--splits", nargs="+", default=["test"], choices=["val", "test"])
+    p.add_argument("--weight", default="", metavar="FILE", help=weight_help)
     p.add_argument("--local-rank", "--local_rank", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
     return p
