@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 
 from maskrcnn_benchmark.config import load_config
-from maskrcnn_benchmark.engine.defaults import dataset_vocabulary, default_setup, eval_argument_parser, launch
+from maskrcnn_benchmark.engine.defaults import (dataset_vocabulary, default_setup, eval_argument_parser, launch,
+                                                write_run_config)
 from maskrcnn_benchmark.engine.inference import run_detector_test
 from maskrcnn_benchmark.modeling.detector import build_detection_model
 from maskrcnn_benchmark.utils.checkpoint import Checkpointer
@@ -32,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
                      cfg.OUTPUT_DIR)
         return 2
     ckpt.load(weight, model_only=True, vocabulary=dataset_vocabulary(cfg, args.splits[0]))
+    write_run_config(cfg, "test_config.yaml")
     run_detector_test(cfg, model, device, tuple(args.splits))
     return 0
 

@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 
 from maskrcnn_benchmark.config import load_config
-from maskrcnn_benchmark.engine.defaults import dataset_vocabulary, default_setup, eval_argument_parser, launch
+from maskrcnn_benchmark.engine.defaults import (dataset_vocabulary, default_setup, eval_argument_parser, launch,
+                                                write_run_config)
 from maskrcnn_benchmark.engine.relation_inference import run_checkpoint, run_relation_test
 from maskrcnn_benchmark.modeling.detector.scene_graph import build_scene_graph_model
 from maskrcnn_benchmark.modeling.roi_heads.relation_head.alignment import ALIGNMENT_STATE_PREFIX, inference_config
@@ -39,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     ckpt.load(weight, model_only=True, ignore_prefixes=(ALIGNMENT_STATE_PREFIX,),
               vocabulary=dataset_vocabulary(cfg, args.splits[0]))
+    write_run_config(cfg, "test_config.yaml")
     run_relation_test(cfg, model, device, tuple(args.splits), checkpoint=weight)
     return 0
 

@@ -132,3 +132,17 @@ def save_config(cfg: CfgNode, path: str) -> None:
     with open(tmp, "w") as f:
         f.write(cfg.dump())
     os.replace(tmp, path)
+
+
+def config_changes(old_yaml, cfg: CfgNode) -> list[str]:
+    """``["SOLVER.BASE_LR 1000000.0 -> 0.04", ...]``: the keys whose value in ``cfg`` differs from
+    the YAML text ``old_yaml`` (a checkpoint's config); [] when it is missing or unreadable."""
+    if not old_yaml:
+        return []
+    try:
+        old = dict(_flatten(yaml.safe_load(old_yaml) or {}))
+    except yaml.YAMLError:
+        return []
+    new = dict(_flatten(yaml.safe_load(cfg.dump())))
+    norm = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731
+    return [f"{k} {old.get(k, '(absent)')} -> {v}" for k, v in new.items() if norm(old.get(k)) != norm(v)]

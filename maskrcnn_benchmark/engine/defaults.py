@@ -12,13 +12,14 @@ from typing import Callable, Iterable, NoReturn, Optional, Sequence
 import torch
 from torch import nn
 
-from maskrcnn_benchmark.config import save_config
-from maskrcnn_benchmark.solver import make_lr_scheduler, make_optimizer
+from maskrcnn_benchmark.config import config_changes, save_config
+from maskrcnn_benchmark.solver import make_lr_scheduler, make_optimizer, restore_solver, solver_snapshot
 from maskrcnn_benchmark.utils.checkpoint import Checkpointer
-from maskrcnn_benchmark.utils.comm import (broadcast_buffers, exit_process, get_local_rank, get_rank,
+from maskrcnn_benchmark.utils.comm import (all_gather, broadcast_buffers, exit_process, get_local_rank, get_rank,
                                           get_world_size, init_distributed, is_main_process, synchronize)
 from maskrcnn_benchmark.utils.logger import setup_logger
 from maskrcnn_benchmark.utils.miscellaneous import resolve_device, seed_all
+from maskrcnn_benchmark.utils.output_dir import OutputDirError, describe_write_error, lock_output_dir
 
 from .hooks import BestCheckpointer, EvalHook, MetricLogger, PeriodicCheckpointer, ProgressBar, TensorBoardWriter
 from .trainer import HookBase, Trainer
@@ -89,7 +90,8 @@ def eval_argument_parser(description: str, weight_help: str) -> argparse.Argumen
 
 def launch(main: Callable[[], int]) -> NoReturn:
     """End the process with a tool's ``main()``'s exit code; a user error (unknown config key,
-    missing or broken dataset, unreadable or mismatched checkpoint, missing file) ends it with that
+    missing or broken dataset, unreadable or mismatched checkpoint, missing file, unusable or busy
+    OUTPUT_DIR, full disk) ends it with that
     one message on stderr and exit code 2 instead of a traceback. Under torchrun the process ends
     through :func:`~maskrcnn_benchmark.utils.comm.exit_process` (why: see there)."""
     from maskrcnn_benchmark.config import ConfigError
@@ -98,26 +100,33 @@ def launch(main: Callable[[], int]) -> NoReturn:
 
     try:
         code = main()
-    except (ConfigError, DatasetError, CheckpointError, FileNotFoundError) as e:
+    except (ConfigError, DatasetError, CheckpointError, OutputDirError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         code = 2
     exit_process(code)
 
 
 def default_setup(cfg, log_name: str = "log.txt", config_name: str = "config.yaml") -> torch.device:
-    """Process group (under torchrun; NCCL on CUDA, gloo on CPU), output folder, logger (file on
-    rank 0), resolved config in ``OUTPUT_DIR/<config_name>`` (rank 0), seeding with ``SEED``
-    (+ rank); returns the device (``MODEL.DEVICE``, CPU fallback; ``cuda:LOCAL_RANK`` under
-    torchrun)."""
+    """Process group (under torchrun; NCCL on CUDA, gloo on CPU), output folder locked for this
+    run (rank 0; a second training, resp. test, run into the same OUTPUT_DIR is refused), logger
+    (file on rank 0), seeding with ``SEED`` (+ rank); returns the device (``MODEL.DEVICE``, CPU
+    fallback; ``cuda:LOCAL_RANK`` under torchrun). The resolved config is written later, by
+    :func:`write_run_config`, once the run has started well (a refused start keeps the previous
+    run's ``config_name``)."""
     on_cuda = cfg.MODEL.DEVICE.startswith("cuda") and torch.cuda.is_available()
     distributed = init_distributed("cuda" if on_cuda else "cpu")
     rank = get_rank()
     if cfg.OUTPUT_DIR:
-        os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
+        error = ""
+        if is_main_process():
+            try:
+                lock_output_dir(cfg.OUTPUT_DIR, "train" if config_name == "config.yaml" else "test")
+            except OutputDirError as e:
+                error = str(e)
+        error = all_gather(error)[0]  # every rank stops with rank 0's reason
+        if error:
+            raise OutputDirError(error)
     setup_logger("maskrcnn_benchmark", cfg.OUTPUT_DIR, rank, filename=log_name)
-    if cfg.OUTPUT_DIR and is_main_process():
-        save_config(cfg, os.path.join(cfg.OUTPUT_DIR, config_name))
-        logger.info("resolved config written to %s", os.path.join(cfg.OUTPUT_DIR, config_name))
     seed_all(cfg.SEED, rank)
     device = resolve_device(cfg.MODEL.DEVICE)
     if distributed and device.type == "cuda" and device.index is None:
@@ -125,6 +134,17 @@ def default_setup(cfg, log_name: str = "log.txt", config_name: str = "config.yam
     logger.info("torch %s, device %s, %d process(es), output %s", torch.__version__, device,
                 get_world_size(), cfg.OUTPUT_DIR)
     return device
+
+
+def write_run_config(cfg, name: str = "config.yaml") -> None:
+    """The resolved config into ``OUTPUT_DIR/<name>`` (rank 0), once the run is known to start."""
+    if cfg.OUTPUT_DIR and is_main_process():
+        path = os.path.join(cfg.OUTPUT_DIR, name)
+        try:
+            save_config(cfg, path)
+        except OSError as e:
+            raise OutputDirError(describe_write_error(path, e)) from e
+        logger.info("resolved config written to %s", path)
 
 
 def dataset_vocabulary(cfg, split: str = "train") -> dict[str, list[str]]:
@@ -179,7 +199,16 @@ def do_train(cfg, model: nn.Module, device: torch.device, make_train_loader: Cal
     trainer = Trainer.from_config(cfg, model, optimizer, scheduler, device)
     checkpointer = Checkpointer(model, optimizer, scheduler, save_dir=cfg.OUTPUT_DIR,
                                 scaler=trainer.scaler, config=cfg, extra=checkpoint_extra)
+    solver = solver_snapshot(optimizer, scheduler)
     start_iter = checkpointer.resume_or_load(cfg.MODEL.WEIGHT, resume=resume, ignore_prefixes=ignore_prefixes)
+    if checkpointer.resumed is not None:  # this run's SOLVER settings, not the checkpoint's
+        restore_solver(solver, optimizer, scheduler, start_iter)
+        changes = config_changes(checkpointer.resumed.get("config"), cfg)
+        if changes:
+            logger.info("resumed at iteration %d with a config that differs from the checkpoint's: %s; this run "
+                        "follows its own config (optimizer settings and LR schedule from iteration %d on, "
+                        "momentum buffers kept)", start_iter, "; ".join(changes), start_iter)
+    write_run_config(cfg)
     trainer.model = wrap_distributed(model, device, find_unused_parameters)
     trainer.register_hooks(build_train_hooks(cfg, checkpointer, eval_fn, best_metric) + list(extra_hooks))
     if start_iter >= trainer.max_iter:
