@@ -18,6 +18,8 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from maskrcnn_benchmark.data.image import to_rgb
+
 __all__ = ["BoxesFileError", "GivenBoxes", "ImageEntry", "ImageRefused", "InferenceImages", "IMAGE_EXTENSIONS",
            "boxes_mode", "check_boxes", "collate_items", "list_images", "match_boxes", "open_image", "read_boxes_file"]
 
@@ -87,7 +89,8 @@ def _too_large(width: int, height: int, max_pixels: int) -> str:
 
 
 def open_image(path: str, max_pixels: int = 0) -> Image.Image:
-    """Decode ``path`` as an RGB image with its EXIF orientation applied.
+    """Decode ``path`` as an 8-bit RGB image with its EXIF orientation applied (16-bit grayscale
+    scaled, not clipped: :func:`~maskrcnn_benchmark.data.image.to_rgb`).
 
     ``max_pixels`` > 0: refuse images with more pixels (width x height) before decoding them.
     Raises :class:`ImageRefused` with the reason for anything that cannot be used.
@@ -100,7 +103,7 @@ def open_image(path: str, max_pixels: int = 0) -> Image.Image:
                     raise ImageRefused(_too_large(width, height, max_pixels))
                 img.load()
                 img = ImageOps.exif_transpose(img)
-                return img.convert("RGB")
+                return to_rgb(img)
     except ImageRefused:
         raise
     except Image.DecompressionBombError as e:

@@ -51,3 +51,19 @@ def test_output_folder_with_someone_elses_index_or_config_is_refused(checkpoint,
         assert infer("--checkpoint", checkpoint, "--images", tmp_path / "x.png", "--output", out) == 2
         assert "choose another --output" in capsys.readouterr().err
         assert os.listdir(out) == [name] and (out / name).read_text() == '{"not": "ours"}'
+
+
+def test_16_bit_grayscale_png_is_scaled_not_white(tmp_path):
+    from maskrcnn_benchmark.data.image import to_rgb
+    from maskrcnn_benchmark.engine.image_input import open_image
+    depth16 = (np.arange(40 * 30).reshape(30, 40) * 50).astype(np.uint16)  # 0 .. 59950
+    Image.fromarray(depth16).save(tmp_path / "depth.png")
+    assert Image.open(tmp_path / "depth.png").mode.startswith("I;16")
+    rgb = np.asarray(open_image(str(tmp_path / "depth.png")))
+    assert rgb.shape == (30, 40, 3) and rgb.dtype == np.uint8
+    for c in range(3):
+        np.testing.assert_array_equal(rgb[..., c], np.rint(depth16 / 257.0).astype(np.uint8))
+    as_i32 = Image.fromarray(depth16.astype(np.int32), mode="I")
+    np.testing.assert_array_equal(np.asarray(to_rgb(as_i32))[..., 0], np.rint(depth16 / 257.0).astype(np.uint8))
+    eight_bit = Image.fromarray((depth16 // 257).astype(np.int32), mode="I")  # 0..233 in an "I" image: kept
+    np.testing.assert_array_equal(np.asarray(to_rgb(eight_bit))[..., 1], depth16 // 257)
