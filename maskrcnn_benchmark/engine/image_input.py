@@ -287,7 +287,11 @@ class InferenceImages(torch.utils.data.Dataset):
             scale = self.display_size / max(width, height)
         display = img if scale == 1.0 else img.resize(
             (max(1, round(width * scale)), max(1, round(height * scale))), Image.BILINEAR)
-        tensor, target = self.transforms(img, target)
+        try:
+            tensor, target = self.transforms(img, target)
+        except Exception as e:  # noqa: BLE001 - an image the transforms cannot take is skipped, with the reason
+            item["error"] = f"cannot be resized for the model ({type(e).__name__}: {e})"
+            return item
         item.update(image=tensor, orig_size=(height, width), target=target, given=given,
                     display=display, display_scale=scale)
         return item

@@ -67,3 +67,23 @@ def test_16_bit_grayscale_png_is_scaled_not_white(tmp_path):
     np.testing.assert_array_equal(np.asarray(to_rgb(as_i32))[..., 0], np.rint(depth16 / 257.0).astype(np.uint8))
     eight_bit = Image.fromarray((depth16 // 257).astype(np.int32), mode="I")  # 0..233 in an "I" image: kept
     np.testing.assert_array_equal(np.asarray(to_rgb(eight_bit))[..., 1], depth16 // 257)
+
+
+def test_extreme_aspect_ratios_are_processed_and_the_run_goes_on(checkpoint, tmp_path):
+    from maskrcnn_benchmark.data.transforms.transforms import resized_shape
+    assert resized_shape(5000, 2, 64, 128) == (1, 128) and resized_shape(2, 5000, 600, 1000) == (1000, 1)
+    assert resized_shape(800, 600, 600, 1000) == (600, 800)  # SGB's rule otherwise
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    picture(5000, 2).save(folder / "a_wide.png")
+    picture(2, 5000).save(folder / "b_tall.png")
+    picture(96, 64).save(folder / "c_normal.png")
+    assert infer("--checkpoint", checkpoint, "--images", folder, "--output", tmp_path / "out") == 0
+    index = load(tmp_path / "out" / "index.json")
+    assert index["skipped"] == [] and index["completed"]
+    sizes = {os.path.basename(r["image"]): (r["width"], r["height"]) for r in index["images"]}
+    assert sizes == {"a_wide.png": (5000, 2), "b_tall.png": (2, 5000), "c_normal.png": (96, 64)}
+    for r in index["images"]:
+        for o in load(tmp_path / "out" / r["json"])["objects"]:
+            x1, y1, x2, y2 = o["box"]
+            assert 0 <= x1 <= x2 <= r["width"] and 0 <= y1 <= y2 <= r["height"]
