@@ -76,11 +76,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         opts = list(args.opts) + ["TEST.RELATION.TOPK_TRIPLETS", str(max(args.topk, 0))]
         ckpt = read_sgg_checkpoint(args.checkpoint)
-        given, mode = None, None
+        given, mode = None, "sgdet"
         if args.boxes:
             boxes = read_boxes_file(args.boxes, ckpt.obj_classes)
             mode = boxes_mode(boxes)
             given = match_boxes(entries, boxes)
+        elif ckpt.trained_mode == "predcls":
+            raise CheckpointError(f"checkpoint {args.checkpoint} was trained in PredCls (it has no object decoder): "
+                                  "it needs your boxes with their labels; pass --boxes FILE (format: README, "
+                                  "Inference on your own images)")
         predictor = SceneGraphPredictor.from_checkpoint(ckpt, mode=mode, opts=opts)
         del ckpt
     except (FileNotFoundError, BoxesFileError, CheckpointError, ConfigError, ValueError) as e:

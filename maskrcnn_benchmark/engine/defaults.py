@@ -101,9 +101,20 @@ def launch(main: Callable[[], int]) -> NoReturn:
     try:
         code = main()
     except (ConfigError, DatasetError, CheckpointError, OutputDirError, FileNotFoundError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {user_error_message(e)}", file=sys.stderr)
         code = 2
     exit_process(code)
+
+
+def user_error_message(e: BaseException) -> str:
+    """The message of a user error on one line. An error raised in a DataLoader worker comes
+    back as "Caught X in DataLoader worker process N. Original Traceback ...": its last line
+    holds the message."""
+    text = str(e).strip()
+    if "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        text = re.sub(rf"^[\w.]*\b{type(e).__name__}: ", "", last)  # "pkg.module.DatasetError: msg" -> msg
+    return " ".join(text.split("\n"))
 
 
 def default_setup(cfg, log_name: str = "log.txt", config_name: str = "config.yaml") -> torch.device:

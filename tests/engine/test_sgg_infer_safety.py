@@ -87,3 +87,13 @@ def test_extreme_aspect_ratios_are_processed_and_the_run_goes_on(checkpoint, tmp
         for o in load(tmp_path / "out" / r["json"])["objects"]:
             x1, y1, x2, y2 = o["box"]
             assert 0 <= x1 <= x2 <= r["width"] and 0 <= y1 <= y2 <= r["height"]
+
+
+def test_predcls_checkpoint_without_boxes_is_one_clear_line(tmp_path, capsys):
+    from .test_export import save_tiny_checkpoint
+    save_tiny_checkpoint(tmp_path / "predcls.pth", mode="predcls")
+    picture(96, 64).save(tmp_path / "x.png")
+    assert infer("--checkpoint", tmp_path / "predcls.pth", "--images", tmp_path / "x.png",
+                 "--output", tmp_path / "out") == 2
+    logged = capsys.readouterr().out
+    assert "was trained in PredCls" in logged and "pass --boxes FILE" in logged and "Traceback" not in logged

@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from maskrcnn_benchmark.data.errors import DatasetError
 from maskrcnn_benchmark.engine.defaults import default_argument_parser
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -53,3 +54,20 @@ def test_test_tools_parse_splits_before_overrides(tool, load_tool, tmp_path):
     code = load_tool(tool).main(["--splits", "val", "test", "OUTPUT_DIR", str(tmp_path), "MODEL.DEVICE", "cpu",
                                  "MODEL.RELATION_ON", str(tool == "relation_test_net")])
     assert code == 2  # "no weights" (the parser no longer stops it with "invalid choice")
+
+
+def test_user_error_raised_in_a_loader_worker_is_its_own_one_line_message():
+    """A DataLoader worker's exception is re-raised in the main process by ExceptionWrapper, with
+    the worker's traceback in the message: done here in-process, as the loader does."""
+    from torch._utils import ExceptionWrapper
+
+    from maskrcnn_benchmark.engine.defaults import user_error_message
+    try:
+        raise DatasetError("cannot read image /data/vg/1.jpg (broken data stream); re-download it")
+    except DatasetError:
+        wrapped = ExceptionWrapper(sys.exc_info(), where="in DataLoader worker process 0")
+    with pytest.raises(DatasetError) as e:
+        wrapped.reraise()
+    assert "Original Traceback" in str(e.value) and len(str(e.value).splitlines()) > 3
+    assert user_error_message(e.value) == "cannot read image /data/vg/1.jpg (broken data stream); re-download it"
+    assert user_error_message(DatasetError("plain")) == "plain"
