@@ -19,8 +19,8 @@ import sys
 
 from maskrcnn_benchmark.config import ConfigError
 from maskrcnn_benchmark.engine.export import read_sgg_checkpoint
-from maskrcnn_benchmark.engine.image_input import (BoxesFileError, boxes_mode, list_images, match_boxes,
-                                                   read_boxes_file)
+from maskrcnn_benchmark.engine.image_input import (BoxesFileError, boxes_mode, check_box_counts, list_images,
+                                                   match_boxes, read_boxes_file)
 from maskrcnn_benchmark.engine.sgg_inference import SceneGraphPredictor, prepare_output_dir, run_on_images
 from maskrcnn_benchmark.utils.checkpoint import CheckpointError
 from maskrcnn_benchmark.utils.logger import setup_logger
@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                                   "Inference on your own images)")
         predictor = SceneGraphPredictor.from_checkpoint(ckpt, mode=mode, opts=opts)
         del ckpt
+        if args.boxes:
+            check_box_counts(boxes, predictor.cfg.MODEL.ROI_HEADS.DETECTIONS_PER_IMG, args.boxes)
     except (FileNotFoundError, BoxesFileError, CheckpointError, ConfigError, ValueError) as e:
         logger.error("%s", e)
         return 2

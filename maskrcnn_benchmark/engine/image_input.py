@@ -21,7 +21,8 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from maskrcnn_benchmark.data.image import to_rgb
 
 __all__ = ["BoxesFileError", "GivenBoxes", "ImageEntry", "ImageRefused", "InferenceImages", "IMAGE_EXTENSIONS",
-           "boxes_mode", "check_boxes", "collate_items", "list_images", "match_boxes", "open_image", "read_boxes_file"]
+           "boxes_mode", "check_box_counts", "check_boxes", "collate_items", "list_images", "match_boxes", "open_image",
+           "read_boxes_file"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                               ".pgm", ".pbm", ".jfif", ".jp2", ".ico", ".tga"})
@@ -197,6 +198,19 @@ def read_boxes_file(path: str, obj_classes: Sequence[str]) -> Dict[str, GivenBox
         raise BoxesFileError(f"--boxes file {path}: {with_labels} of {len(out)} entries have labels; give labels "
                              "for every image (PredCls) or for none (SGCls)")
     return out
+
+
+def check_box_counts(given: Mapping[str, GivenBoxes], limit: int, path: str) -> None:
+    """Refuse entries with more than ``limit`` boxes (MODEL.ROI_HEADS.DETECTIONS_PER_IMG, the
+    most objects SGDet keeps): the pairs, and the memory, grow with the square of the count
+    (300 boxes are 89700 pairs, ~2.5 GB)."""
+    over = sorted(((len(g.boxes), g.key) for g in given.values() if len(g.boxes) > limit), reverse=True)
+    if limit > 0 and over:
+        n, key = over[0]
+        raise BoxesFileError(f"--boxes file {path}: {len(over)} entries have more than {limit} boxes (entry {key!r}: "
+                             f"{n}), the limit MODEL.ROI_HEADS.DETECTIONS_PER_IMG sets (pairs and memory grow with "
+                             f"its square); keep the {limit} boxes that matter or raise the limit (override "
+                             "MODEL.ROI_HEADS.DETECTIONS_PER_IMG N)")
 
 
 def boxes_mode(given: Mapping[str, GivenBoxes]) -> str:

@@ -97,3 +97,17 @@ def test_predcls_checkpoint_without_boxes_is_one_clear_line(tmp_path, capsys):
                  "--output", tmp_path / "out") == 2
     logged = capsys.readouterr().out
     assert "was trained in PredCls" in logged and "pass --boxes FILE" in logged and "Traceback" not in logged
+
+
+def test_boxes_beyond_the_stated_limit_are_refused_or_allowed_by_the_override(checkpoint, tmp_path, capsys):
+    picture(96, 64).save(tmp_path / "x.png")
+    boxes = [[i, i, i + 20, i + 20] for i in range(7)]  # the tiny checkpoint's DETECTIONS_PER_IMG is 6
+    (tmp_path / "boxes.json").write_text(json.dumps({"x.png": boxes}))
+    argv = ["--checkpoint", checkpoint, "--images", tmp_path / "x.png", "--boxes", tmp_path / "boxes.json"]
+    assert infer(*argv, "--output", tmp_path / "a") == 2
+    logged = capsys.readouterr().out
+    assert "more than 6 boxes (entry 'x.png': 7)" in logged and "MODEL.ROI_HEADS.DETECTIONS_PER_IMG N" in logged
+    assert not (tmp_path / "a" / "index.json").exists()
+    assert infer(*argv, "--output", tmp_path / "b", "MODEL.ROI_HEADS.DETECTIONS_PER_IMG", 7) == 0
+    (rec,) = load(tmp_path / "b" / "index.json")["images"]
+    assert rec["num_objects"] == 7
