@@ -21,7 +21,8 @@ from maskrcnn_benchmark.utils.logger import setup_logger
 from maskrcnn_benchmark.utils.miscellaneous import resolve_device, seed_all
 from maskrcnn_benchmark.utils.output_dir import OutputDirError, describe_write_error, lock_output_dir
 
-from .hooks import BestCheckpointer, EvalHook, MetricLogger, PeriodicCheckpointer, ProgressBar, TensorBoardWriter
+from .hooks import (BestCheckpointer, EvalHook, MetricLogger, PairlessBatchWarning, PeriodicCheckpointer, ProgressBar,
+                    TensorBoardWriter)
 from .trainer import HookBase, Trainer
 
 logger = logging.getLogger("maskrcnn_benchmark")
@@ -171,14 +172,16 @@ def dataset_vocabulary(cfg, split: str = "train") -> dict[str, list[str]]:
 def build_train_hooks(cfg, checkpointer: Checkpointer, eval_fn: Optional[Callable[[], dict]] = None,
                       best_metric: Optional[str] = None) -> list[HookBase]:
     """Validation (every SOLVER.VAL_PERIOD when SOLVER.TO_VAL and ``eval_fn``), ``model_best``
-    on ``best_metric`` (e.g. "val/mAP@0.5"), checkpoints every SOLVER.CHECKPOINT_PERIOD, log lines
-    and TensorBoard every LOG_PERIOD, and a progress bar, in that order."""
+    on ``best_metric`` (e.g. "val/mAP@0.5"), checkpoints every SOLVER.CHECKPOINT_PERIOD, a
+    warning about batches without relation pairs, log lines and TensorBoard every LOG_PERIOD,
+    and a progress bar, in that order."""
     hooks: list[HookBase] = []
     if eval_fn is not None and cfg.SOLVER.TO_VAL:
         hooks.append(EvalHook(cfg.SOLVER.VAL_PERIOD, eval_fn))
         if best_metric:
             hooks.append(BestCheckpointer(checkpointer, best_metric))
     hooks += [PeriodicCheckpointer(checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD),
+              PairlessBatchWarning(cfg.LOG_PERIOD),
               MetricLogger(cfg.LOG_PERIOD),
               TensorBoardWriter(os.path.join(cfg.OUTPUT_DIR, "tensorboard"), cfg.LOG_PERIOD),
               ProgressBar()]
