@@ -94,10 +94,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     logger.info("%s: %d images, %s (trained as %s) on %s -> %s", args.checkpoint, len(entries), predictor.mode,
                 predictor.trained_mode, predictor.device, args.output)
-    index = run_on_images(predictor, entries, args.output, given=given, topk=args.topk,
-                          batch_size=args.batch_size, full_scores=args.full_scores, draw=not args.no_png,
-                          draw_relations=args.draw_relations, num_workers=args.workers,
-                          progress=not args.no_progress, boxes_file=args.boxes)
+    try:
+        index = run_on_images(predictor, entries, args.output, given=given, topk=args.topk,
+                              batch_size=args.batch_size, full_scores=args.full_scores, draw=not args.no_png,
+                              draw_relations=args.draw_relations, num_workers=args.workers,
+                              progress=not args.no_progress, boxes_file=args.boxes)
+    except OutputDirError as e:  # a full disk or a folder that turned read-only
+        logger.error("%s", e)
+        return 2
     return 0 if index["images"] else 1
 
 

@@ -111,3 +111,20 @@ def test_boxes_beyond_the_stated_limit_are_refused_or_allowed_by_the_override(ch
     assert infer(*argv, "--output", tmp_path / "b", "MODEL.ROI_HEADS.DETECTIONS_PER_IMG", 7) == 0
     (rec,) = load(tmp_path / "b" / "index.json")["images"]
     assert rec["num_objects"] == 7
+
+
+def test_full_disk_while_writing_outputs_is_one_clear_line(checkpoint, tmp_path, capsys, monkeypatch):
+    import errno
+
+    from maskrcnn_benchmark.utils import checkpoint as ckpt_module
+    real_replace = os.replace
+
+    def full(src, dst):
+        if dst.endswith(".png"):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_replace(src, dst)
+    monkeypatch.setattr(ckpt_module.os, "replace", full)
+    picture(96, 64).save(tmp_path / "x.png")
+    assert infer("--checkpoint", checkpoint, "--images", tmp_path / "x.png", "--output", tmp_path / "out") == 2
+    logged = capsys.readouterr().out
+    assert "cannot write" in logged and "x.png (the disk is full)" in logged and "Traceback" not in logged
