@@ -43,7 +43,7 @@ class _ToolParser(argparse.ArgumentParser):
         overrides: list[str] = []
         while tokens:
             tok = tokens.pop(0)
-            action = self._option_string_actions.get(tok.split("=", 1)[0]) if tok.startswith("--") else None
+            action = self._option_string_actions.get(tok.split("=", 1)[0]) if tok.startswith("-") else None
             if action is None:
                 if tok.startswith("--"):
                     options.append(tok)  # an unknown option: argparse's error names it
