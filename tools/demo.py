@@ -122,7 +122,7 @@ def frequency_baseline(mode: str, out_dir: str, detector: str, data_dir: str, op
     """Evaluate the frequency prior alone (FrequencyPredictor: no training, no image)."""
     from maskrcnn_benchmark.config import load_config
     from maskrcnn_benchmark.data.statistics import get_dataset_statistics
-    from maskrcnn_benchmark.engine.defaults import default_setup
+    from maskrcnn_benchmark.engine.defaults import default_setup, write_run_config
     from maskrcnn_benchmark.engine.relation_inference import load_pretrained_detector, run_relation_test
     from maskrcnn_benchmark.modeling.detector.scene_graph import build_scene_graph_model
 
@@ -132,6 +132,7 @@ def frequency_baseline(mode: str, out_dir: str, detector: str, data_dir: str, op
     device = default_setup(cfg, log_name="test_log.txt", config_name="test_config.yaml")
     model = build_scene_graph_model(cfg, statistics=get_dataset_statistics(cfg))
     load_pretrained_detector(model, detector)
+    write_run_config(cfg, "test_config.yaml")
     run_relation_test(cfg, model.to(device), device, ("test",), checkpoint="frequency prior of the train split")
 
 

@@ -8,11 +8,11 @@ OUTPUT_DIR/inference/<dataset>/detection_metrics.json.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 
 from maskrcnn_benchmark.config import load_config
-from maskrcnn_benchmark.engine.defaults import dataset_vocabulary, default_setup, launch
+from maskrcnn_benchmark.engine.defaults import (dataset_vocabulary, default_setup, eval_argument_parser, launch,
+                                                write_run_config)
 from maskrcnn_benchmark.engine.inference import run_detector_test
 from maskrcnn_benchmark.modeling.detector import build_detection_model
 from maskrcnn_benchmark.utils.checkpoint import Checkpointer
@@ -21,13 +21,8 @@ logger = logging.getLogger("maskrcnn_benchmark")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config-file", default="", metavar="FILE")
-    p.add_argument("--splits", nargs="+", default=["test"], choices=["val", "test"])
-    p.add_argument("--weight", default="", help="checkpoint to evaluate (default: MODEL.WEIGHT, "
-                                                "else OUTPUT_DIR/last_checkpoint)")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
-    args = p.parse_args(argv)
+    args = eval_argument_parser(__doc__.splitlines()[0], "checkpoint to evaluate (default: MODEL.WEIGHT, "
+                                "else OUTPUT_DIR/last_checkpoint)").parse_args(argv)
     cfg = load_config(args.config_file, args.opts)
     device = default_setup(cfg, log_name="test_log.txt", config_name="test_config.yaml")
     model = build_detection_model(cfg, load_pretrained=False).to(device)
@@ -38,6 +33,7 @@ def main(argv: list[str] | None = None) -> int:
                      cfg.OUTPUT_DIR)
         return 2
     ckpt.load(weight, model_only=True, vocabulary=dataset_vocabulary(cfg, args.splits[0]))
+    write_run_config(cfg, "test_config.yaml")
     run_detector_test(cfg, model, device, tuple(args.splits))
     return 0
 

@@ -10,11 +10,11 @@ OUTPUT_DIR/inference/<dataset>/.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 
 from maskrcnn_benchmark.config import load_config
-from maskrcnn_benchmark.engine.defaults import dataset_vocabulary, default_setup, launch
+from maskrcnn_benchmark.engine.defaults import (dataset_vocabulary, default_setup, eval_argument_parser, launch,
+                                                write_run_config)
 from maskrcnn_benchmark.engine.relation_inference import run_checkpoint, run_relation_test
 from maskrcnn_benchmark.modeling.detector.scene_graph import build_scene_graph_model
 from maskrcnn_benchmark.modeling.roi_heads.relation_head.alignment import ALIGNMENT_STATE_PREFIX, inference_config
@@ -24,13 +24,8 @@ logger = logging.getLogger("maskrcnn_benchmark")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--config-file", default="", metavar="FILE")
-    p.add_argument("--splits", nargs="+", default=["test"], choices=["val", "test"])
-    p.add_argument("--weight", default="", help="checkpoint to evaluate (default: MODEL.WEIGHT, else "
-                                                "OUTPUT_DIR/model_best.pth, else OUTPUT_DIR/last_checkpoint)")
-    p.add_argument("opts", nargs=argparse.REMAINDER, help="config overrides: KEY VALUE ...")
-    args = p.parse_args(argv)
+    args = eval_argument_parser(__doc__.splitlines()[0], "checkpoint to evaluate (default: MODEL.WEIGHT, else "
+                                "OUTPUT_DIR/model_best.pth, else OUTPUT_DIR/last_checkpoint)").parse_args(argv)
     cfg = inference_config(load_config(args.config_file, args.opts))  # no training-only alignment head
     if not cfg.MODEL.RELATION_ON:
         logger.error("MODEL.RELATION_ON is False: this evaluates relation models (use a relation config)")
@@ -45,6 +40,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     ckpt.load(weight, model_only=True, ignore_prefixes=(ALIGNMENT_STATE_PREFIX,),
               vocabulary=dataset_vocabulary(cfg, args.splits[0]))
+    write_run_config(cfg, "test_config.yaml")
     run_relation_test(cfg, model, device, tuple(args.splits), checkpoint=weight)
     return 0
 

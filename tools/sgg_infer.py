@@ -19,11 +19,12 @@ import sys
 
 from maskrcnn_benchmark.config import ConfigError
 from maskrcnn_benchmark.engine.export import read_sgg_checkpoint
-from maskrcnn_benchmark.engine.image_input import (BoxesFileError, boxes_mode, list_images, match_boxes,
-                                                   read_boxes_file)
-from maskrcnn_benchmark.engine.sgg_inference import SceneGraphPredictor, run_on_images
+from maskrcnn_benchmark.engine.image_input import (BoxesFileError, boxes_mode, check_box_counts, list_images,
+                                                   match_boxes, read_boxes_file)
+from maskrcnn_benchmark.engine.sgg_inference import SceneGraphPredictor, prepare_output_dir, run_on_images
 from maskrcnn_benchmark.utils.checkpoint import CheckpointError
 from maskrcnn_benchmark.utils.logger import setup_logger
+from maskrcnn_benchmark.utils.output_dir import OutputDirError
 
 logger = logging.getLogger("maskrcnn_benchmark")
 _CONFIG_KEY = re.compile(r"^[A-Z][A-Z0-9_]*(\.[A-Z0-9_]+)+$")
@@ -61,6 +62,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    try:
+        prepare_output_dir(args.output, args.images)
+    except OutputDirError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     setup_logger("maskrcnn_benchmark", args.output, 0, filename="log.txt")
     try:
         entries = list_images(args.images)
@@ -70,22 +76,32 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         opts = list(args.opts) + ["TEST.RELATION.TOPK_TRIPLETS", str(max(args.topk, 0))]
         ckpt = read_sgg_checkpoint(args.checkpoint)
-        given, mode = None, None
+        given, mode = None, "sgdet"
         if args.boxes:
             boxes = read_boxes_file(args.boxes, ckpt.obj_classes)
             mode = boxes_mode(boxes)
             given = match_boxes(entries, boxes)
+        elif ckpt.trained_mode == "predcls":
+            raise CheckpointError(f"checkpoint {args.checkpoint} was trained in PredCls (it has no object decoder): "
+                                  "it needs your boxes with their labels; pass --boxes FILE (format: README, "
+                                  "Inference on your own images)")
         predictor = SceneGraphPredictor.from_checkpoint(ckpt, mode=mode, opts=opts)
         del ckpt
+        if args.boxes:
+            check_box_counts(boxes, predictor.cfg.MODEL.ROI_HEADS.DETECTIONS_PER_IMG, args.boxes)
     except (FileNotFoundError, BoxesFileError, CheckpointError, ConfigError, ValueError) as e:
         logger.error("%s", e)
         return 2
     logger.info("%s: %d images, %s (trained as %s) on %s -> %s", args.checkpoint, len(entries), predictor.mode,
                 predictor.trained_mode, predictor.device, args.output)
-    index = run_on_images(predictor, entries, args.output, given=given, topk=args.topk,
-                          batch_size=args.batch_size, full_scores=args.full_scores, draw=not args.no_png,
-                          draw_relations=args.draw_relations, num_workers=args.workers,
-                          progress=not args.no_progress, boxes_file=args.boxes)
+    try:
+        index = run_on_images(predictor, entries, args.output, given=given, topk=args.topk,
+                              batch_size=args.batch_size, full_scores=args.full_scores, draw=not args.no_png,
+                              draw_relations=args.draw_relations, num_workers=args.workers,
+                              progress=not args.no_progress, boxes_file=args.boxes)
+    except OutputDirError as e:  # a full disk or a folder that turned read-only
+        logger.error("%s", e)
+        return 2
     return 0 if index["images"] else 1
 
 

@@ -5,6 +5,7 @@ import ast
 import os
 from typing import Sequence
 
+import yaml
 from yacs.config import CfgNode
 
 from .defaults import _C
@@ -83,16 +84,32 @@ def _flatten(d: dict, prefix: str = ""):
             yield f"{prefix}{k}", v
 
 
-def merge_from_file(cfg: CfgNode, path: str) -> None:
-    """Merge a YAML file (after its ``_BASE_`` file, if any) into ``cfg``; unknown keys and wrong
-    types raise ConfigError."""
+def _read_yaml(path: str) -> CfgNode:
+    try:
+        with open(path) as f:
+            return CfgNode.load_cfg(f)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None) or getattr(e, "context_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+        what = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"config file {path}:{where}: YAML syntax error ({what}); fix the file") from e
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"config file {path} cannot be read ({e})") from e
+
+
+def merge_from_file(cfg: CfgNode, path: str, _chain: tuple[str, ...] = ()) -> None:
+    """Merge a YAML file (after its ``_BASE_`` file, if any) into ``cfg``; unknown keys, wrong
+    types, YAML syntax errors, missing or circular ``_BASE_`` files raise ConfigError."""
     if not os.path.isfile(path):
-        raise ConfigError(f"config file not found: {path}")
-    with open(path) as f:
-        loaded = CfgNode.load_cfg(f)
+        referrer = f" (the _BASE_ of {_chain[-1]})" if _chain else ""
+        raise ConfigError(f"config file not found: {path}{referrer}")
+    real = os.path.realpath(path)
+    if real in (os.path.realpath(p) for p in _chain):
+        raise ConfigError("_BASE_ cycle: " + " -> ".join(_chain + (path,)) + "; remove one of these _BASE_ keys")
+    loaded = _read_yaml(path)
     base = loaded.pop("_BASE_", None)
     if base:  # detectron2-style inheritance, the base path relative to this file
-        merge_from_file(cfg, os.path.join(os.path.dirname(path), base))
+        merge_from_file(cfg, os.path.join(os.path.dirname(path), base), _chain + (path,))
     for key, value in _flatten(loaded):
         _merge(cfg, key, value, path)
 
@@ -122,3 +139,17 @@ def save_config(cfg: CfgNode, path: str) -> None:
     with open(tmp, "w") as f:
         f.write(cfg.dump())
     os.replace(tmp, path)
+
+
+def config_changes(old_yaml, cfg: CfgNode) -> list[str]:
+    """``["SOLVER.BASE_LR 1000000.0 -> 0.04", ...]``: the keys whose value in ``cfg`` differs from
+    the YAML text ``old_yaml`` (a checkpoint's config); [] when it is missing or unreadable."""
+    if not old_yaml:
+        return []
+    try:
+        old = dict(_flatten(yaml.safe_load(old_yaml) or {}))
+    except yaml.YAMLError:
+        return []
+    new = dict(_flatten(yaml.safe_load(cfg.dump())))
+    norm = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731
+    return [f"{k} {old.get(k, '(absent)')} -> {v}" for k, v in new.items() if norm(old.get(k)) != norm(v)]

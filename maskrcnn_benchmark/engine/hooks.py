@@ -12,7 +12,8 @@ from typing import Any, Callable, Optional
 import torch
 
 from maskrcnn_benchmark.utils.checkpoint import Checkpointer, CheckpointError
-from maskrcnn_benchmark.utils.comm import all_gather, broadcast_buffers, is_main_process, synchronize
+from maskrcnn_benchmark.utils.comm import (all_gather, broadcast_buffers, get_rank, get_world_size, is_main_process,
+                                           synchronize)
 
 from .trainer import HookBase
 
@@ -144,6 +145,32 @@ class BestCheckpointer(HookBase):
             self.checkpointer.save("model_best", iteration=it, tag_last=False,
                                    best_metric={self.metric: value})
             logger.info("new best %s = %.4f at iteration %d", self.metric, value, it)
+
+
+class PairlessBatchWarning(_Periodic):
+    """Every ``period`` iterations, a warning with the number of batches whose relation head had
+    no pair to score (its losses are then exactly 0: nothing is learnt). In SGDet this happens
+    when the detector finds no box, e.g. an untrained MODEL.PRETRAINED_DETECTOR_CKPT. A no-op for
+    models without a relation head (the detector stage)."""
+
+    def before_train(self) -> None:
+        model = self.trainer.model
+        model = model.module if hasattr(model, "module") else model
+        from maskrcnn_benchmark.modeling.roi_heads.relation_head.relation_head import ROIRelationHead
+        self.heads = [m for m in model.modules() if isinstance(m, ROIRelationHead)]
+        self.empty = self.seen = 0
+
+    def after_step(self) -> None:
+        if not self.heads:
+            return
+        self.seen += 1
+        self.empty += int(getattr(self.heads[0], "pairs_in_batch", 1) == 0)
+        if self._due():
+            if self.empty:
+                logger.warning("%d of the last %d batches had no relation pair to train on (their losses are 0)%s; "
+                               "in SGDet the detector found no box: check MODEL.PRETRAINED_DETECTOR_CKPT",
+                               self.empty, self.seen, f" on rank {get_rank()}" if get_world_size() > 1 else "")
+            self.empty = self.seen = 0
 
 
 class MetricLogger(_Periodic):

@@ -18,8 +18,11 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from maskrcnn_benchmark.data.image import to_rgb
+
 __all__ = ["BoxesFileError", "GivenBoxes", "ImageEntry", "ImageRefused", "InferenceImages", "IMAGE_EXTENSIONS",
-           "boxes_mode", "check_boxes", "collate_items", "list_images", "match_boxes", "open_image", "read_boxes_file"]
+           "boxes_mode", "check_box_counts", "check_boxes", "collate_items", "list_images", "match_boxes", "open_image",
+           "read_boxes_file"]
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                               ".pgm", ".pbm", ".jfif", ".jp2", ".ico", ".tga"})
@@ -87,7 +90,8 @@ def _too_large(width: int, height: int, max_pixels: int) -> str:
 
 
 def open_image(path: str, max_pixels: int = 0) -> Image.Image:
-    """Decode ``path`` as an RGB image with its EXIF orientation applied.
+    """Decode ``path`` as an 8-bit RGB image with its EXIF orientation applied (16-bit grayscale
+    scaled, not clipped: :func:`~maskrcnn_benchmark.data.image.to_rgb`).
 
     ``max_pixels`` > 0: refuse images with more pixels (width x height) before decoding them.
     Raises :class:`ImageRefused` with the reason for anything that cannot be used.
@@ -100,7 +104,7 @@ def open_image(path: str, max_pixels: int = 0) -> Image.Image:
                     raise ImageRefused(_too_large(width, height, max_pixels))
                 img.load()
                 img = ImageOps.exif_transpose(img)
-                return img.convert("RGB")
+                return to_rgb(img)
     except ImageRefused:
         raise
     except Image.DecompressionBombError as e:
@@ -196,6 +200,19 @@ def read_boxes_file(path: str, obj_classes: Sequence[str]) -> Dict[str, GivenBox
     return out
 
 
+def check_box_counts(given: Mapping[str, GivenBoxes], limit: int, path: str) -> None:
+    """Refuse entries with more than ``limit`` boxes (MODEL.ROI_HEADS.DETECTIONS_PER_IMG, the
+    most objects SGDet keeps): the pairs, and the memory, grow with the square of the count
+    (300 boxes are 89700 pairs, ~2.5 GB)."""
+    over = sorted(((len(g.boxes), g.key) for g in given.values() if len(g.boxes) > limit), reverse=True)
+    if limit > 0 and over:
+        n, key = over[0]
+        raise BoxesFileError(f"--boxes file {path}: {len(over)} entries have more than {limit} boxes (entry {key!r}: "
+                             f"{n}), the limit MODEL.ROI_HEADS.DETECTIONS_PER_IMG sets (pairs and memory grow with "
+                             f"its square); keep the {limit} boxes that matter or raise the limit (override "
+                             "MODEL.ROI_HEADS.DETECTIONS_PER_IMG N)")
+
+
 def boxes_mode(given: Mapping[str, GivenBoxes]) -> str:
     """"predcls" when the given boxes carry labels, else "sgcls"."""
     return "predcls" if any(g.labels is not None for g in given.values()) else "sgcls"
@@ -284,7 +301,11 @@ class InferenceImages(torch.utils.data.Dataset):
             scale = self.display_size / max(width, height)
         display = img if scale == 1.0 else img.resize(
             (max(1, round(width * scale)), max(1, round(height * scale))), Image.BILINEAR)
-        tensor, target = self.transforms(img, target)
+        try:
+            tensor, target = self.transforms(img, target)
+        except Exception as e:  # noqa: BLE001 - an image the transforms cannot take is skipped, with the reason
+            item["error"] = f"cannot be resized for the model ({type(e).__name__}: {e})"
+            return item
         item.update(image=tensor, orig_size=(height, width), target=target, given=given,
                     display=display, display_scale=scale)
         return item

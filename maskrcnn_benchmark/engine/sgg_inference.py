@@ -23,6 +23,7 @@ from maskrcnn_benchmark.data.collate_batch import to_image_list
 from maskrcnn_benchmark.data.transforms import build_transforms
 from maskrcnn_benchmark.utils.checkpoint import atomic_write
 from maskrcnn_benchmark.utils.miscellaneous import resolve_device
+from maskrcnn_benchmark.utils.output_dir import OutputDirError
 from maskrcnn_benchmark.utils.visualize import draw_scene_graph
 
 from .amp import autocast
@@ -33,8 +34,8 @@ from .trainer import move_to_device
 
 logger = logging.getLogger("maskrcnn_benchmark")
 
-__all__ = ["IMAGE_FORMAT", "INDEX_FORMAT", "SceneGraphPredictor", "run_on_images", "scene_graph_json",
-           "to_original"]
+__all__ = ["IMAGE_FORMAT", "INDEX_FORMAT", "SceneGraphPredictor", "prepare_output_dir", "run_on_images",
+           "scene_graph_json", "to_original"]
 
 IMAGE_FORMAT = "maskrcnn_benchmark-scene-graph-v1"
 INDEX_FORMAT = "maskrcnn_benchmark-sgg-infer-index-v1"
@@ -152,14 +153,63 @@ def _draw(item: Dict[str, Any], sg: Dict[str, Any], max_relations: int):
     return draw_scene_graph(item["display"], boxes, names, rels, title=title, max_relations=max_relations)
 
 
-def _output_stem(key: str, used: set) -> str:
+def _output_stem(key: str, used: set, free=lambda name: True) -> str:
+    """``key`` as a file stem (``/`` -> ``__``, extension dropped), ``_2``, ``_3`` ... when taken
+    in this run or when ``free(stem)`` is False (a file that is not ours)."""
     stem = os.path.splitext(key)[0].replace("/", "__").replace("\\", "__") or "image"
     name, n = stem, 1
-    while name in used:
+    while name in used or not free(name):
         n += 1
         name = f"{stem}_{n}"
     used.add(name)
     return name
+
+
+def _json_format(path: str) -> Optional[str]:
+    try:
+        with open(path) as f:
+            data = json.load(f)
+        return data.get("format") if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        return None
+
+
+def prepare_output_dir(output_dir: str, images: Sequence[str]) -> set:
+    """Check that ``output_dir`` can take this run's files without overwriting anything the
+    tool did not write; returns the file names an earlier run of the tool wrote there (listed in
+    its ``index.json``), which may be rewritten. Raises OutputDirError when ``output_dir`` lies
+    inside an ``images`` folder (the drawings would mix with the photos and be read as inputs
+    next time), is not a folder, or holds an ``index.json`` or ``config.yaml`` that is not the
+    tool's (``log.txt`` is only appended to)."""
+    out = os.path.realpath(output_dir)
+    for item in images:
+        folder = os.path.realpath(item)
+        if os.path.isdir(item) and (out == folder or out.startswith(folder + os.sep)):
+            raise OutputDirError(f"--output {output_dir} is inside the --images folder {item}: the outputs would mix "
+                                 "with your images; choose an --output folder outside it")
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):
+        raise OutputDirError(f"--output {output_dir} exists and is not a folder: choose another --output")
+    ours = _earlier_outputs(output_dir)
+    config = os.path.join(output_dir, "config.yaml")
+    if not ours and os.path.exists(config):
+        raise OutputDirError(f"{config} exists without an index.json of this tool: choose another --output "
+                             "(nothing is overwritten)")
+    return ours
+
+
+def _earlier_outputs(output_dir: str) -> set:
+    """The files the ``index.json`` of an earlier run in ``output_dir`` lists (OutputDirError when
+    that file is not this tool's)."""
+    index = os.path.join(output_dir, "index.json")
+    if not os.path.exists(index):
+        return set()
+    if _json_format(index) != INDEX_FORMAT:
+        raise OutputDirError(f"{index} was not written by this tool: choose another --output (nothing in "
+                             f"{output_dir} is overwritten)")
+    with open(index) as f:
+        records = json.load(f).get("images", [])
+    return {"index.json", "config.yaml", "log.txt"} | {
+        r[k] for r in records if isinstance(r, dict) for k in ("json", "png") if isinstance(r.get(k), str)}
 
 
 def _dumps(obj: Dict[str, Any]) -> str:
@@ -193,11 +243,27 @@ def run_on_images(predictor: SceneGraphPredictor, entries: Sequence[ImageEntry],
         full_scores: also write each relation's full predicate distribution.
         draw / draw_relations: write the PNG with this many top relations.
     Unreadable, corrupt, too large images (and those without given boxes) are skipped with their
-    reason, logged and listed in the index; the run goes on. Returns the index dict.
+    reason, logged and listed in the index; the run goes on. No file is written over an input
+    image or a file an earlier run of this tool did not write (such names get ``_2``, ...; see
+    :func:`prepare_output_dir`). Returns the index dict.
     """
     if predictor.mode != "sgdet" and given is None:
         raise ValueError(f"{predictor.mode} needs the given boxes of every image")
+    ours = _earlier_outputs(output_dir)
     os.makedirs(output_dir, exist_ok=True)
+    inputs = {os.path.realpath(e.path) for e in entries}
+    exts = (".json", ".png") if draw else (".json",)
+
+    def free(stem: str) -> bool:
+        """Never an input image, nor a file an earlier run of this tool did not write."""
+        for ext in exts:
+            path = os.path.join(output_dir, stem + ext)
+            if os.path.realpath(path) in inputs:
+                return False
+            if os.path.lexists(path) and stem + ext not in ours and not (
+                    ext == ".json" and _json_format(path) == IMAGE_FORMAT):
+                return False
+        return True
     dataset = InferenceImages(entries, predictor.transforms, predictor.cfg.INPUT.MAX_INPUT_PIXELS,
                               given=given, display_size=display_size)
     loader = torch.utils.data.DataLoader(dataset, batch_size=max(1, batch_size), shuffle=False,
@@ -222,7 +288,7 @@ def run_on_images(predictor: SceneGraphPredictor, entries: Sequence[ImageEntry],
         header = {"image": item["entry"].path, "width": w, "height": h, "mode": predictor.mode}
         sg = scene_graph_json(pred, predictor.obj_classes, predictor.rel_classes, topk=topk,
                               full_scores=full_scores, header=header)
-        stem = _output_stem(item["entry"].key, used)
+        stem = _output_stem(item["entry"].key, used, free)
         record = {"image": item["entry"].path, "json": f"{stem}.json", "png": None, "width": w, "height": h,
                   "num_objects": len(sg["objects"]), "num_relations": len(sg["relations"])}
         _write_json(os.path.join(output_dir, record["json"]), sg, compact=True)
@@ -248,8 +314,9 @@ def run_on_images(predictor: SceneGraphPredictor, entries: Sequence[ImageEntry],
             return [pair for it in items for pair in predict([it])]
 
     try:
-        with open(os.path.join(output_dir, "config.yaml"), "w") as f:
-            f.write(predictor.cfg.dump())
+        _write_json(os.path.join(output_dir, "index.json"), index)  # marks the folder as this tool's
+        config_text = predictor.cfg.dump()
+        atomic_write(os.path.join(output_dir, "config.yaml"), lambda f: f.write(config_text.encode()))
         bar = tqdm(total=len(entries), desc=f"sgg infer ({predictor.mode})", disable=not progress,
                    dynamic_ncols=True, unit="img")
         for batch in loader:

@@ -46,3 +46,22 @@ def make_lr_scheduler(cfg, optimizer: torch.optim.Optimizer) -> LRScheduler:
         return WarmupCosineLR(optimizer, s.MAX_ITER, min_lr=s.SCHEDULE.MIN_LR,
                               update_period=s.SCHEDULE.UPDATE_PERIOD, **warm)
     raise ValueError(f"SOLVER.SCHEDULE.TYPE {kind!r}: use 'WarmupMultiStepLR' or 'WarmupCosineLR'")
+
+
+def solver_snapshot(optimizer: torch.optim.Optimizer, scheduler: LRScheduler) -> tuple[list[dict], dict]:
+    """The optimizer's group settings (lr, momentum, weight decay, ...) and the scheduler's state
+    as this run's config built them, taken before a checkpoint is loaded over them."""
+    groups = [{k: v for k, v in g.items() if k != "params"} for g in optimizer.param_groups]
+    return groups, scheduler.state_dict()
+
+
+def restore_solver(snapshot: tuple[list[dict], dict], optimizer: torch.optim.Optimizer, scheduler: LRScheduler,
+                   iteration: int) -> None:
+    """After resuming at ``iteration``: put back this run's optimizer settings and schedule (a
+    checkpoint's would silently win: a new SOLVER.BASE_LR, MAX_ITER, STEPS... would be ignored),
+    keeping the loaded momentum buffers, and set the lr of ``iteration`` (the schedules are closed
+    form, so an unchanged config resumes bit-identically)."""
+    groups, state = snapshot
+    for group, settings in zip(optimizer.param_groups, groups):
+        group.update(settings)
+    scheduler.load_state_dict(dict(state, last_epoch=int(iteration), _step_count=int(iteration) + 1))

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .comm import all_gather, get_rank, get_world_size, is_main_process
+from .output_dir import OutputDirError, describe_write_error
 
 logger = logging.getLogger("maskrcnn_benchmark")
 FORMAT = "maskrcnn_benchmark-checkpoint-v1"
@@ -50,6 +51,8 @@ def atomic_write(path: str, write_fn) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as e:  # full disk, read-only folder (torch.save raises RuntimeError)
+        raise OutputDirError(describe_write_error(path, e)) from e
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -211,6 +214,7 @@ class Checkpointer:
         self.save_to_disk = is_main_process() if save_to_disk is None else save_to_disk
         self.config = config
         self.extra = dict(extra or {})
+        self.resumed: Optional[dict[str, Any]] = None  # the entries of the checkpoint resumed from
 
     def save(self, name: str, iteration: int, *, tag_last: bool = True, **extra: Any) -> Optional[str]:
         """Write ``<save_dir>/<name>.pth`` atomically and (if ``tag_last``) point
@@ -241,18 +245,53 @@ class Checkpointer:
         return path
 
     def get_checkpoint_file(self) -> str:
-        """The file ``last_checkpoint`` names ("" when there is none). Absolute names written by
-        SGB on another machine fall back to the same file name inside ``save_dir``."""
+        """The file ``last_checkpoint`` names ("" when there is no checkpoint). Absolute names
+        written by SGB on another machine fall back to the same file name inside ``save_dir``.
+        Without ``last_checkpoint`` (or with an empty one) the newest readable ``model_*.pth``
+        of ``save_dir`` is chosen, so a lost pointer never restarts a run over its checkpoints;
+        a ``last_checkpoint`` that is not a file name is refused."""
         last = os.path.join(self.save_dir, LAST)
-        if not self.save_dir or not os.path.isfile(last):
+        if not self.save_dir:
             return ""
-        with open(last) as f:
-            name = f.read().strip()
+        name = ""
+        if os.path.isfile(last):
+            with open(last, "rb") as f:
+                raw = f.read(4097)
+            try:
+                name = raw.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                name = "\0"
+            if len(raw) > 4096 or any(c in name for c in "\0\n\r"):
+                raise CheckpointError(f"{last} does not hold a checkpoint file name (binary or garbled content): "
+                                      "delete it to resume from the newest model_*.pth of the folder, or write "
+                                      "the name of the checkpoint to resume from into it (e.g. model_final.pth)")
         if not name:
-            return ""
+            newest = self.newest_checkpoint()
+            if newest:
+                logger.warning("%s is %s: resuming from the newest readable checkpoint of the folder, %s", last,
+                               "empty" if os.path.isfile(last) else "missing", newest)
+            return newest
         if os.path.isabs(name):
             return name if os.path.exists(name) else os.path.join(self.save_dir, os.path.basename(name))
         return os.path.join(self.save_dir, name)
+
+    def newest_checkpoint(self) -> str:
+        """The readable ``model_<iter>.pth`` / ``model_final.pth`` of ``save_dir`` with the highest
+        iteration (``model_best.pth`` is never the latest state; "" when there is none)."""
+        if not os.path.isdir(self.save_dir):
+            return ""
+        found = []
+        for fname in os.listdir(self.save_dir):
+            m = re.fullmatch(r"model_(\d+|final)\.pth", fname)
+            if not m:
+                continue
+            path = os.path.join(self.save_dir, fname)
+            try:
+                data = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+                found.append((int(data["iteration"]), m.group(1) == "final", path))
+            except Exception as e:  # noqa: BLE001 - an unreadable file is passed over, with its reason
+                logger.warning("passing over %s: unreadable (%s: %s)", path, type(e).__name__, e)
+        return max(found)[2] if found else ""
 
     def has_checkpoint(self) -> bool:
         return bool(self.get_checkpoint_file())
@@ -308,8 +347,9 @@ class Checkpointer:
 
     def resume_or_load(self, weight: str = "", *, resume: bool = True,
                        ignore_prefixes: Iterable[str] = ()) -> int:
-        """Resume from ``last_checkpoint`` when there is one (and ``resume``), else load the
-        model weights ``weight`` (if given). Returns the iteration to start from. Under torchrun
+        """Resume from ``last_checkpoint`` (else the newest checkpoint of ``save_dir``) when there
+        is one (and ``resume``), else load the model weights ``weight`` (if given). Returns the
+        iteration to start from; ``self.resumed`` then holds the checkpoint's other entries. Under torchrun
         every rank must call it, and all must find the same checkpoint."""
         self.remove_stale_temp_files()
         path = self.get_checkpoint_file() if resume else ""
@@ -321,7 +361,8 @@ class Checkpointer:
                                   "filesystem), or start over with --no-resume")
         if path:
             logger.info("resuming from %s", path)
-            return int(self.load(path, ignore_prefixes=ignore_prefixes).get("iteration", 0))
+            self.resumed = self.load(path, ignore_prefixes=ignore_prefixes)
+            return int(self.resumed.get("iteration", 0))
         if weight:
             self.load(weight, model_only=True, ignore_prefixes=ignore_prefixes)
         return 0

@@ -99,3 +99,29 @@ def test_renamed_key_still_loads_under_sgb_name(tmp_path):
     cfg = load_config(None, ["MODEL.ROI_RELATION_HEAD.LATER_NMS_PREDICTION_THRES", "0.45"])
     assert cfg.TEST.RELATION.LATER_NMS_PREDICTION_THRES == 0.45
     assert "LATER_NMS_PREDICTION_THRES" not in cfg.MODEL.ROI_RELATION_HEAD
+
+
+def test_yaml_syntax_error_names_the_file_and_line(tmp_path):
+    f = tmp_path / "broken.yaml"
+    f.write_text("SOLVER:\n  BASE_LR: 0.1\n  STEPS: [10, 20\nMODEL:\n  DEVICE: cpu\n")
+    with pytest.raises(ConfigError, match=r"broken\.yaml.* line \d+") as e:
+        load_config(str(f))
+    assert "\n" not in str(e.value)
+
+
+def test_self_referring_base_is_a_config_error(tmp_path):
+    a, b = tmp_path / "a.yaml", tmp_path / "b.yaml"
+    a.write_text("_BASE_: b.yaml\n")
+    b.write_text("_BASE_: a.yaml\n")
+    (tmp_path / "self.yaml").write_text("_BASE_: self.yaml\n")
+    with pytest.raises(ConfigError, match=r"_BASE_ cycle.*self\.yaml"):
+        load_config(str(tmp_path / "self.yaml"))
+    with pytest.raises(ConfigError, match=r"_BASE_ cycle.*a\.yaml -> .*b\.yaml -> .*a\.yaml"):
+        load_config(str(a))
+
+
+def test_missing_base_names_the_referring_file(tmp_path):
+    f = tmp_path / "child.yaml"
+    f.write_text("_BASE_: nowhere.yaml\n")
+    with pytest.raises(ConfigError, match=r"nowhere\.yaml.*_BASE_ of .*child\.yaml"):
+        load_config(str(f))

@@ -177,3 +177,21 @@ def test_nothing_floats_without_its_owner():
             if owner is not None:
                 assert scene.objs[owner].layer < o.layer
                 assert any({s, t} == {owner, j} for s, t, _, _ in scene.rels)
+
+
+def test_check_vg_files_decodes_every_image(synthvg_dir, tmp_path, capsys):
+    import runpy
+    import shutil
+    tool = os.path.join(os.path.dirname(__file__), "..", "..", "tools", "check_vg_files.py")
+    main = runpy.run_path(tool)["main"]
+    data = tmp_path / "data"
+    shutil.copytree(synthvg_dir[0], data)
+    images = sorted((data / "synthvg" / "VG_100K").iterdir())
+    broken = images[len(images) // 2]
+    content = broken.read_bytes()
+    broken.write_bytes(content[:len(content) // 3])  # present, right size on disk, but truncated
+    opts = ["DATASETS.DATA_DIR", str(data), "DATASETS.TRAIN", "('synthvg_train',)", "DATASETS.VAL",
+            "('synthvg_val',)", "DATASETS.TEST", "('synthvg_test',)", "DATASETS.NUM_VAL_IM", "8"]
+    assert main(["--workers", "2"] + opts) == 1
+    err = capsys.readouterr().err
+    assert "1 of" in err and "cannot be decoded" in err and broken.name in err and len(err.splitlines()) == 1

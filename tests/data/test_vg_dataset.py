@@ -190,3 +190,14 @@ def test_inconsistent_annotations(vg_files, case, message, vg_image):
     with pytest.raises(DatasetError, match=message) as e:
         VGDataset("train", num_val_im=0, **files)
     assert files["roidb_file"] in str(e.value) and "image_id 11" in str(e.value)
+
+
+def test_16_bit_grayscale_image_is_scaled_not_clipped(vg_files, vg_image):
+    files = vg_files([vg_image(10, width=64, height=48)])
+    depth16 = (np.arange(48 * 64).reshape(48, 64) * 21).astype(np.uint16)  # 0 .. 64491
+    Image.fromarray(depth16).save(os.path.join(files["img_dir"], "10.jpg"), format="PNG")  # read as I;16
+    img, _, _ = VGDataset("train", num_val_im=0, **files)[0]
+    expected = torch.from_numpy(np.rint(depth16 / 257.0)).float()
+    assert img.shape == (3, 48, 64)
+    for channel in img:
+        torch.testing.assert_close(channel * 255, expected, atol=1e-3, rtol=0)

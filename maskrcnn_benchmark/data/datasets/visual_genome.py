@@ -22,6 +22,7 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.functional import to_tensor
 
 from ..errors import DatasetError
+from ..image import to_rgb
 
 logger = logging.getLogger("maskrcnn_benchmark.data")
 
@@ -328,7 +329,7 @@ class VGDataset(torch.utils.data.Dataset):
     def _load_image(self, i: int) -> Image.Image:
         path = self.image_path(i)
         try:
-            img = Image.open(path).convert("RGB")
+            img = to_rgb(Image.open(path))  # 16-bit grayscale scaled, not clipped
         except FileNotFoundError as e:
             raise DatasetError(f"image file not found: {path} (listed in {self.image_file}); "
                                f"{_FIX}") from e

@@ -32,6 +32,8 @@ def resized_shape(width: int, height: int, min_size: int, max_size: int) -> tupl
         size = float(int(round(max_size * short / long)))
     if (width <= height and width == size) or (height <= width and height == size):
         return height, width
+    if size < 1:  # extreme aspect ratio (e.g. 5000x2): a 1 px short side, the long side at max_size
+        return (int(max_size), 1) if width < height else (1, int(max_size))
     if width < height:
         return int(size * height / width), int(size)
     return int(size), int(size * width / height)

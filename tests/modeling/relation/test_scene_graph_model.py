@@ -101,3 +101,31 @@ def test_saved_checkpoint_reevaluates_to_identical_predictions(tmp_path, make_cf
     for ra, rb in zip(a, b):
         for k in ra:
             assert torch.equal(ra[k], rb[k]), k
+
+
+def test_sgdet_batches_without_pairs_are_counted_and_warned(make_cfg, make_batch, stats, caplog):
+    """A detector that finds nothing (SCORE_THRESH 1): every loss is exactly 0, and the training
+    loop says so once per log period with the count."""
+    import logging
+
+    from maskrcnn_benchmark.engine import Trainer
+    from maskrcnn_benchmark.engine.hooks import PairlessBatchWarning
+    cfg = make_cfg("sgdet")
+    cfg.MODEL.ROI_HEADS.SCORE_THRESH = 1.0
+    model = _model(cfg, stats)
+    _, _, targets, _ = make_batch("sgdet")
+    trainer = Trainer(model, torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.1),
+                      max_iter=3)
+    trainer.register_hooks([PairlessBatchWarning(period=2)])
+    log = logging.getLogger("maskrcnn_benchmark")
+    propagate, log.propagate = log.propagate, True  # setup_logger may have turned it off
+    try:
+        with caplog.at_level(logging.WARNING, logger="maskrcnn_benchmark"):
+            trainer.train([(_images(), targets, (0, 1))] * 3)
+    finally:
+        log.propagate = propagate
+    assert model.relation_head.pairs_in_batch == 0
+    assert trainer.storage.latest()["loss"][0] == 0.0
+    warnings = [r.getMessage() for r in caplog.records if "no relation pair" in r.getMessage()]
+    assert warnings[0].startswith("2 of the last 2 batches") and warnings[1].startswith("1 of the last 1 batches")
+    assert len(warnings) == 2 and "MODEL.PRETRAINED_DETECTOR_CKPT" in warnings[0]

@@ -107,6 +107,7 @@ class ROIRelationHead(nn.Module):
 
         roi_features = self.box_feature_extractor(features, boxes)
         num_pairs = sum(int(p.shape[0]) for p in pair_idxs)
+        self.pairs_in_batch = num_pairs  # read by engine.hooks.PairlessBatchWarning (0: nothing to learn from)
         if self.use_vision:
             union_features = self.union_feature_extractor(features, boxes, pair_idxs, image_sizes)
         else:
