@@ -64,7 +64,12 @@ def test_wrong_weight_file_fails_clearly(tmp_path):
 
 def test_no_weights_means_random_init_with_a_log_line(caplog):
     body = VGG16(width_divisor=8)
-    with caplog.at_level(logging.INFO, logger="maskrcnn_benchmark"):
-        assert load_imagenet_weights(body, "") == "random"
-        assert load_imagenet_weights(VGG16(width_divisor=1), "", allow_download=False) == "random"
+    log = logging.getLogger("maskrcnn_benchmark")  # may not propagate (a tool's setup_logger ran before)
+    log.addHandler(caplog.handler)
+    try:
+        with caplog.at_level(logging.INFO, logger="maskrcnn_benchmark"):
+            assert load_imagenet_weights(body, "") == "random"
+            assert load_imagenet_weights(VGG16(width_divisor=1), "", allow_download=False) == "random"
+    finally:
+        log.removeHandler(caplog.handler)
     assert "random initialisation" in caplog.text
