@@ -169,7 +169,7 @@ _C.SOLVER.VAL_PERIOD = 2500
 # val set too small to rank checkpoints (SynthVG's 200 images). model_best.pth is written either way.
 _C.SOLVER.SELECT_BEST_VAL = True
 _C.SOLVER.IMS_PER_BATCH = 8  # global batch, split across ranks
-_C.SOLVER.AMP = True  # torch.amp autocast + GradScaler on CUDA; ignored on CPU
+_C.SOLVER.AMP = True  # mixed precision: float16 + GradScaler on CUDA, bfloat16 on a CPU with native bf16 (engine/amp.py)
 # On a non-finite loss: False stops training (saving nothing); True skips the batch.
 _C.SOLVER.SKIP_NONFINITE_LOSS = False
 

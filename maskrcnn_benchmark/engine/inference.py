@@ -12,6 +12,7 @@ from tqdm import tqdm
 
 from maskrcnn_benchmark.utils.comm import all_gather, is_main_process, synchronize
 
+from .amp import autocast
 from .trainer import move_to_device
 
 logger = logging.getLogger("maskrcnn_benchmark")
@@ -20,7 +21,8 @@ logger = logging.getLogger("maskrcnn_benchmark")
 @torch.no_grad()
 def compute_on_dataset(model: nn.Module, data_loader, device: torch.device, *, amp: bool = False,
                        desc: str = "inference") -> dict[int, dict[str, Tensor]]:
-    """``model(images, targets)`` in eval mode over this rank's batches.
+    """``model(images, targets)`` in eval mode over this rank's batches (``amp``: SOLVER.AMP's
+    autocast, see ``engine.amp``; outputs are returned in float32).
 
     Returns dataset index -> the model's per-image output dict (tensors on the CPU) plus
     ``"image_size"``: (h, w) of the resized image the boxes refer to.
@@ -31,7 +33,7 @@ def compute_on_dataset(model: nn.Module, data_loader, device: torch.device, *, a
     for images, targets, indices in tqdm(data_loader, desc=desc, disable=not is_main_process(),
                                          dynamic_ncols=True, mininterval=1.0):
         images, targets = move_to_device(images, device), move_to_device(targets, device)
-        with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=amp and device.type == "cuda"):
+        with autocast(device, amp):
             outputs = model(images, targets)
         for idx, size, o in zip(indices, images.image_sizes, outputs):
             o = {k: (v.float() if v.is_floating_point() else v).cpu() if isinstance(v, Tensor) else v

@@ -25,6 +25,7 @@ from maskrcnn_benchmark.utils.checkpoint import atomic_write
 from maskrcnn_benchmark.utils.miscellaneous import resolve_device
 from maskrcnn_benchmark.utils.visualize import draw_scene_graph
 
+from .amp import autocast
 from .export import SGGCheckpoint, build_model_from_checkpoint, read_sgg_checkpoint
 from .image_input import GivenBoxes, ImageEntry, InferenceImages, collate_items
 from .inference import rescale_boxes
@@ -83,8 +84,7 @@ class SceneGraphPredictor:
         batch = move_to_device(batch, self.device)
         if targets is not None:
             targets = move_to_device(list(targets), self.device)
-        amp = self.cfg.SOLVER.AMP and self.device.type == "cuda"
-        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=amp):
+        with autocast(self.device, self.cfg.SOLVER.AMP):
             outputs = self.model(batch, targets)
         result = []
         for size, out in zip(batch.image_sizes, outputs):

@@ -1,7 +1,7 @@
 """One iteration-based training loop for both stages; everything else is a hook.
 
 The model in training mode maps ``(images, targets)`` to a dict of scalar losses; the loop sums
-them, checks they are finite, back-propagates (AMP on CUDA), clips gradients, steps the
+them, checks they are finite, back-propagates (mixed precision: ``engine.amp``), clips gradients, steps the
 optimizer and the LR scheduler, and records scalars in :class:`EventStorage` for the hooks.
 """
 from __future__ import annotations
@@ -16,6 +16,8 @@ import torch
 from torch import nn
 
 from maskrcnn_benchmark.utils.comm import all_gather, get_world_size, reduce_dict
+
+from .amp import autocast, autocast_dtype, grad_scaler
 
 logger = logging.getLogger("maskrcnn_benchmark")
 
@@ -99,7 +101,8 @@ class Trainer:
         optimizer, scheduler: the scheduler is stepped once per iteration (also on skipped ones).
         max_iter: train until ``trainer.iter == max_iter``.
         device: batches are moved here.
-        amp: autocast (float16) + GradScaler; only used on CUDA.
+        amp: mixed precision (SOLVER.AMP): float16 autocast + GradScaler on CUDA, bfloat16
+            autocast on a CPU with native bf16, float32 otherwise (see ``engine.amp``).
         grad_clip: max global gradient norm (0: no clipping).
         skip_nonfinite: on a NaN/inf loss skip the batch (True) or raise NonFiniteLossError.
     """
@@ -112,8 +115,9 @@ class Trainer:
         self.scheduler = scheduler
         self.max_iter = int(max_iter)
         self.device = torch.device(device)
-        self.amp = bool(amp) and self.device.type == "cuda"
-        self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp)
+        self.amp_dtype = autocast_dtype(self.device, bool(amp))
+        self.amp = self.amp_dtype is not None
+        self.scaler = grad_scaler(self.device, self.amp)
         self.grad_clip = float(grad_clip)
         self.skip_nonfinite = skip_nonfinite
         self.storage = EventStorage(log_window)
@@ -171,7 +175,7 @@ class Trainer:
                                f"start {self.start_iter})") from None
         images, targets = move_to_device(images, self.device), move_to_device(targets, self.device)
         data_time = time.perf_counter() - t0
-        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.amp):
+        with autocast(self.device, self.amp):
             losses = self.model(images, targets)
         total = sum(losses.values())
         if not self._all_finite(total):

@@ -110,10 +110,6 @@ def test_short_loader_fails_clearly():
         trainer.train(loader(0, 2))
 
 
-def test_amp_is_cuda_only():
-    assert not Trainer(Toy(), torch.optim.SGD(Toy().parameters(), lr=0.1), max_iter=1, amp=True).amp
-
-
 def test_eval_best_checkpoint_and_tensorboard(tmp_path):
     model = Toy()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)

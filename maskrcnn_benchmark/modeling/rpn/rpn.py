@@ -3,9 +3,21 @@ SGB's single-level VGG-16 settings (``MODEL.RPN``)."""
 from __future__ import annotations
 
 from torchvision.models.detection.anchor_utils import AnchorGenerator
-from torchvision.models.detection.rpn import RegionProposalNetwork, RPNHead
+from torch import Tensor
+from torchvision.models.detection.rpn import RegionProposalNetwork
+from torchvision.models.detection.rpn import RPNHead as _RPNHead
 
 from maskrcnn_benchmark.config import ConfigError
+
+
+class RPNHead(_RPNHead):
+    """torchvision's RPNHead whose objectness and deltas leave in float32 (also under autocast):
+    torchvision decodes the proposals in the deltas' dtype, casting the anchors to it, and
+    bfloat16 would round a 600 px coordinate to 4 px."""
+
+    def forward(self, x: list[Tensor]) -> tuple[list[Tensor], list[Tensor]]:
+        logits, deltas = super().forward(x)
+        return [t.float() for t in logits], [t.float() for t in deltas]
 
 
 def build_anchor_generator(sizes: tuple[float, ...], aspect_ratios: tuple[float, ...]) -> AnchorGenerator:

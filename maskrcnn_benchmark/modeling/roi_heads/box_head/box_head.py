@@ -10,7 +10,8 @@ from typing import Optional, Union
 import torch
 import torch.nn.functional as F
 from torch import Tensor
-from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
+from torchvision.models.detection.faster_rcnn import FastRCNNPredictor as _FastRCNNPredictor
+from torchvision.models.detection.faster_rcnn import TwoMLPHead
 from torchvision.models.detection.roi_heads import RoIHeads
 from torchvision.ops import MultiScaleRoIAlign, batched_nms, boxes as box_ops
 from torchvision.ops.poolers import initLevelMapper
@@ -23,6 +24,15 @@ _EXTRACTORS = ("VGG16FPN2MLPFeatureExtractor", "FPN2MLPFeatureExtractor")
 
 def _as_dict(features: Features) -> "OrderedDict[str, Tensor]":
     return OrderedDict([("0", features)]) if isinstance(features, Tensor) else features
+
+
+class FastRCNNPredictor(_FastRCNNPredictor):
+    """torchvision's FastRCNNPredictor whose outputs leave in float32 (also under autocast), so
+    that the losses, the softmax and the box decoding run in float32 (SOLVER.AMP)."""
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        scores, deltas = super().forward(x)
+        return scores.float(), deltas.float()
 
 
 def fixed_scale_roi_align(scale: float, resolution: int, sampling_ratio: int) -> MultiScaleRoIAlign:
@@ -89,8 +99,7 @@ class BoxRoIHeads(RoIHeads):
                      image_sizes: list[tuple[int, int]]) -> Tensor:
         """fc7 of given boxes: boxes[i] [n_i, 4] xyxy in resized-image pixels ->
         [sum n_i, MLP_HEAD_DIM], in image order."""
-        pooled = self.box_roi_pool(_as_dict(features), [b.to(_features_dtype(features)) for b in boxes],
-                                   image_sizes)
+        pooled = self.box_roi_pool(_as_dict(features), [b.float() for b in boxes], image_sizes)  # float32 RoIs
         return self.box_head(pooled)
 
     def forward(self, features: Features, proposals: list[Tensor], image_shapes: list[tuple[int, int]],
@@ -100,7 +109,7 @@ class BoxRoIHeads(RoIHeads):
             return super().forward(features, proposals, image_shapes, targets)
         fc7 = self.box_features(features, proposals, image_shapes)
         class_logits, box_regression = self.box_predictor(fc7)  # float32 even under autocast
-        return self.detect(class_logits.float(), box_regression.float(), proposals, image_shapes), {}
+        return self.detect(class_logits, box_regression, proposals, image_shapes), {}
 
     def detect(self, class_logits: Tensor, box_regression: Tensor, proposals: list[Tensor],
                image_shapes: list[tuple[int, int]]) -> list[dict[str, Tensor]]:
@@ -129,11 +138,6 @@ class BoxRoIHeads(RoIHeads):
                         "scores": cand_scores[keep], "class_logits": logits[prop],
                         "boxes_per_cls": boxes[prop]})
         return out
-
-
-def _features_dtype(features: Features) -> torch.dtype:
-    f = features if isinstance(features, Tensor) else next(iter(features.values()))
-    return f.dtype if f.is_floating_point() else torch.float32
 
 
 def build_roi_box_head(cfg, in_channels: int) -> BoxRoIHeads:

@@ -116,7 +116,7 @@ class RelationAlignment(nn.Module):
         """-> {"loss_align": loss_weight * L_align}; ``target_logits`` [R, P] is never updated."""
         logits = self.mirror_logits(predictor, inputs, context)
         if logits.shape[0] == 0:
-            return {"loss_align": logits.sum() * 0.0}
+            return {"loss_align": logits.float().sum() * 0.0}
         log_p_mirror = F.log_softmax(logits.float(), dim=-1)
         if self.loss == "ce":
             if labels is None:

@@ -137,7 +137,7 @@ class ROIRelationHead(nn.Module):
 def _cross_entropy(logits: Tensor, labels: Optional[Tensor]) -> Tensor:
     """Mean cross-entropy; zero (still attached to the graph) when there is nothing to score."""
     if labels is None or labels.numel() == 0:
-        return logits.sum() * 0.0
+        return logits.float().sum() * 0.0
     return F.cross_entropy(logits.float(), labels.long())
 
 

@@ -170,7 +170,7 @@ class MotifPredictor(nn.Module):
             if rel_pair_idxs else torch.zeros(0, 2, dtype=torch.int64, device=device)
         pair_labels = ctx_out.obj_preds[pair_idxs]
         pair_rep = self.pair_representation(ctx_out.edge_ctx, pair_idxs)
-        rel_logits = self.tied_logits(pair_rep, union_features)
+        rel_logits = self.tied_logits(pair_rep, union_features).float()  # float32 from here on (AMP)
         if self.freq_bias is not None:
             rel_logits = rel_logits + self.freq_bias.index_with_labels(pair_labels)
 
