@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from maskrcnn_benchmark.config import load_config
+from maskrcnn_benchmark.config import ConfigError, load_config
 from maskrcnn_benchmark.data import DatasetError, build_dataset, make_data_loader
 from maskrcnn_benchmark.data.build import _per_rank, make_batch_sampler
 from maskrcnn_benchmark.data.collate_batch import to_image_list
@@ -107,9 +107,24 @@ def test_collate_pads_to_size_divisibility():
 
 
 def test_batch_size_must_divide_by_world_size():
-    with pytest.raises(ValueError, match="SOLVER.IMS_PER_BATCH"):
+    with pytest.raises(ConfigError, match=r"SOLVER.IMS_PER_BATCH \(6\) .* multiple of 4 \(e.g. SOLVER.IMS_PER_BATCH 8\)"):
         _per_rank(6, "SOLVER.IMS_PER_BATCH", 4)
+    with pytest.raises(ConfigError, match="TEST.IMS_PER_BATCH"):
+        _per_rank(0, "TEST.IMS_PER_BATCH", 4, even=False)
     assert _per_rank(8, "SOLVER.IMS_PER_BATCH", 4) == 2
+
+
+@pytest.mark.parametrize("world", [3, 5, 6, 7])
+def test_test_batches_split_unevenly_and_cover_the_split_once(world):
+    """TEST.IMS_PER_BATCH 8 on 3, 5, 6 or 7 GPUs: each rank its block, every image once."""
+    per_rank = _per_rank(8, "TEST.IMS_PER_BATCH", world, even=False)
+    assert per_rank == -(-8 // world)
+    seen = []
+    for rank in range(world):
+        batches = list(make_batch_sampler(range(23), False, per_rank, world_size=world, rank=rank))
+        assert all(1 <= len(b) <= per_rank for b in batches)
+        seen += [i for b in batches for i in b]
+    assert seen == list(range(23))
 
 
 def test_build_dataset_config_wiring(synthvg_dir, tmp_path):
