@@ -74,12 +74,14 @@ def launch(main: Callable[[], int]) -> NoReturn:
 
 
 def default_setup(cfg, log_name: str = "log.txt", config_name: str = "config.yaml") -> torch.device:
-    """Process group (under torchrun; NCCL on CUDA, gloo on CPU), output folder, logger (file on
-    rank 0), resolved config in ``OUTPUT_DIR/<config_name>`` (rank 0), seeding with ``SEED``
-    (+ rank); returns the device (``MODEL.DEVICE``, CPU fallback; ``cuda:LOCAL_RANK`` under
-    torchrun)."""
+    """Process group (under torchrun; NCCL on CUDA, gloo on CPU; DIST_TIMEOUT_MINUTES), CUDA
+    settings (CUDNN_BENCHMARK), output folder, logger (file on rank 0), resolved config in
+    ``OUTPUT_DIR/<config_name>`` (rank 0), seeding with ``SEED`` (+ rank); returns the device
+    (``MODEL.DEVICE``, CPU fallback; ``cuda:LOCAL_RANK`` under torchrun)."""
     on_cuda = cfg.MODEL.DEVICE.startswith("cuda") and torch.cuda.is_available()
-    distributed = init_distributed("cuda" if on_cuda else "cpu")
+    distributed = init_distributed("cuda" if on_cuda else "cpu", cfg.DIST_TIMEOUT_MINUTES)
+    if on_cuda:
+        configure_cuda(cfg.CUDNN_BENCHMARK)
     rank = get_rank()
     if cfg.OUTPUT_DIR:
         os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)
@@ -94,6 +96,14 @@ def default_setup(cfg, log_name: str = "log.txt", config_name: str = "config.yam
     logger.info("torch %s, device %s, %d process(es), output %s", torch.__version__, device,
                 get_world_size(), cfg.OUTPUT_DIR)
     return device
+
+
+def configure_cuda(fast: bool) -> None:
+    """CUDNN_BENCHMARK: cuDNN's autotuner and TF32 matrix products / convolutions (on), or
+    cuDNN's default algorithms and full float32 (off)."""
+    torch.backends.cudnn.benchmark = bool(fast)
+    torch.backends.cuda.matmul.allow_tf32 = bool(fast)
+    torch.backends.cudnn.allow_tf32 = bool(fast)
 
 
 def dataset_vocabulary(cfg, split: str = "train") -> dict[str, list[str]]:
