@@ -117,5 +117,6 @@ def make_data_loader(cfg, split: str = "train", is_train: bool = True,
     generator = torch.Generator().manual_seed(int(cfg.SEED) + rank)
     return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=workers,
                       collate_fn=BatchCollator(cfg.DATALOADER.SIZE_DIVISIBILITY),
-                      pin_memory=torch.cuda.is_available(), persistent_workers=False,
+                      pin_memory=torch.cuda.is_available(),
+                      persistent_workers=workers > 0 and not is_train,  # val: not re-forked at each validation
                       generator=generator)

@@ -143,3 +143,39 @@ def test_build_dataset_config_wiring(synthvg_dir, tmp_path):
                                "('synthvg_test', 'synthvg_val')"), "test")
     with pytest.raises(DatasetError, match="not found"):
         build_dataset(make_cfg(str(tmp_path), tmp_path), "test")
+
+
+def _two_item_batch():
+    from maskrcnn_benchmark.data.collate_batch import BatchCollator
+    return BatchCollator(32)([(torch.ones(3, 50, 70), {"boxes": torch.zeros(2, 4)}, 0),
+                              (torch.ones(3, 64, 40), {"boxes": torch.zeros(1, 4)}, 1)])
+
+
+def test_the_data_loader_pins_the_image_batch_and_copies_do_not_block(monkeypatch):
+    """pin_memory=True pinned the targets but not the ImageList; the copies to the GPU blocked."""
+    from torch.utils.data._utils.pin_memory import pin_memory
+    from torchvision.models.detection.image_list import ImageList
+
+    from maskrcnn_benchmark.engine.trainer import move_to_device
+
+    pinned, moved = [], []
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self, *a: pinned.append(tuple(self.shape)) or self)
+    images, targets, indices = pin_memory(_two_item_batch())
+    assert sorted(pinned) == [(1, 4), (2, 3, 64, 96), (2, 4)]
+    assert isinstance(images, ImageList) and images.image_sizes == [(50, 70), (64, 40)]
+    original_to = torch.Tensor.to
+
+    def to(self, *a, **kw):
+        moved.append((tuple(self.shape), kw.get("non_blocking", False)))
+        return original_to(self, *a, **kw)
+    monkeypatch.setattr(torch.Tensor, "to", to)
+    out_images, out_targets = move_to_device((images, targets), torch.device("cpu"))
+    assert isinstance(out_images, ImageList) and torch.equal(out_images.tensors, images.tensors)
+    assert sorted(moved) == [((1, 4), True), ((2, 3, 64, 96), True), ((2, 4), True)]
+
+
+def test_val_and_test_workers_persist_across_validations(synthvg_dir, tmp_path):
+    cfg = make_cfg(synthvg_dir[0], tmp_path, "DATALOADER.NUM_WORKERS", "1")
+    assert make_data_loader(cfg, "val", is_train=False).persistent_workers
+    assert not make_data_loader(cfg, "train", is_train=True).persistent_workers
+    assert not make_data_loader(make_cfg(synthvg_dir[0], tmp_path), "val", is_train=False).persistent_workers
