@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 
-.PHONY: install test data motifs detector
+.PHONY: install test data motifs detector gpu-check
 
 install: $(STAMP)
 
@@ -160,3 +160,8 @@ reproduce: install
 	  --seeds $(SEEDS) --ablation \
 	  $(if $(wildcard demo_output/detector/model_final.pth),--detector demo_output/detector/model_final.pth,) \
 	  $(if $(filter 1 yes true,$(FORCE)),--force,) $(REPRO_ARGS)
+
+# The GPU / multi-GPU check (CUDA, ~8 min): full-size configs, AMP, torchrun on every visible GPU;
+# prints images/s, peak GPU memory and evaluation times (benchmarks/gpu_check.sh).
+gpu-check: install
+	benchmarks/gpu_check.sh gpu_check_output

@@ -222,3 +222,10 @@ _C.OUTPUT_DIR = "output"
 _C.GLOVE_DIR = "datasets/glove"
 _C.SEED = 0
 _C.LOG_PERIOD = 20
+# torchrun: minutes a rank waits in a collective (e.g. while rank 0 evaluates or saves) before
+# the run stops with a timeout (NCCL's own default is 10).
+_C.DIST_TIMEOUT_MINUTES = 30.0
+# CUDA: let cuDNN pick the fastest convolution algorithm per input shape (detectron2's
+# CUDNN_BENCHMARK; the first batch of each padded image size pays for the search), and TF32
+# for float32 matrix products and convolutions. False: cuDNN's default algorithms, full float32.
+_C.CUDNN_BENCHMARK = True

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 from torch.utils.data import BatchSampler, DataLoader
 
+from ..config.loader import ConfigError
 from ..config.paths_catalog import DatasetCatalog
 from ..utils.comm import get_rank, get_world_size
 from .collate_batch import BatchCollator
@@ -61,11 +62,16 @@ def build_dataset(cfg, split: str, is_train: bool | None = None) -> VGDataset:
         filter_non_overlap=is_sgdet(cfg) and cfg.MODEL.ROI_RELATION_HEAD.REQUIRE_BOX_OVERLAP)
 
 
-def _per_rank(total: int, key: str, world: int) -> int:
+def _per_rank(total: int, key: str, world: int, even: bool = True) -> int:
+    """Images per rank of a global batch of ``total``. Training (``even``) needs equal shares (a
+    ConfigError, one line at start-up, otherwise); test batches may differ (ceil: each rank
+    evaluates its own contiguous block of the split, however long)."""
+    if total >= 1 and not even:
+        return -(-total // world)
     if total < 1 or total % world:
         fit = max(1, -(-total // world)) * world
-        raise ValueError(f"{key} ({total}) is the global batch, split evenly across the {world} processes: "
-                         f"it must be a positive multiple of {world} (e.g. {key} {fit})")
+        raise ConfigError(f"{key} ({total}) is the global batch, split evenly across the {world} processes: "
+                          f"it must be a positive multiple of {world} (e.g. {key} {fit})")
     return total // world
 
 
@@ -107,7 +113,7 @@ def make_data_loader(cfg, split: str = "train", is_train: bool = True,
     if is_train:
         per_rank = _per_rank(cfg.SOLVER.IMS_PER_BATCH, "SOLVER.IMS_PER_BATCH", world)
     else:
-        per_rank = _per_rank(cfg.TEST.IMS_PER_BATCH, "TEST.IMS_PER_BATCH", world)
+        per_rank = _per_rank(cfg.TEST.IMS_PER_BATCH, "TEST.IMS_PER_BATCH", world, even=False)
     batch_sampler = make_batch_sampler(
         dataset, is_train, per_rank, num_iterations=cfg.SOLVER.MAX_ITER, start_iter=start_iter,
         seed=cfg.SEED, aspect_grouping=cfg.DATALOADER.ASPECT_RATIO_GROUPING,
@@ -120,5 +126,6 @@ def make_data_loader(cfg, split: str = "train", is_train: bool = True,
     generator = torch.Generator().manual_seed(int(cfg.SEED) + rank)
     return DataLoader(dataset, batch_sampler=batch_sampler, num_workers=workers,
                       collate_fn=BatchCollator(cfg.DATALOADER.SIZE_DIVISIBILITY),
-                      pin_memory=torch.cuda.is_available(), persistent_workers=False,
+                      pin_memory=torch.cuda.is_available(),
+                      persistent_workers=workers > 0 and not is_train,  # val: not re-forked at each validation
                       generator=generator)

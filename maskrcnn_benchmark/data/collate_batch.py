@@ -5,7 +5,19 @@ import math
 from typing import Sequence
 
 import torch
-from torchvision.models.detection.image_list import ImageList
+from torchvision.models.detection import image_list
+
+
+class ImageList(image_list.ImageList):
+    """torchvision's ImageList that a DataLoader with ``pin_memory=True`` pins (it pins only
+    tensors and objects with a ``pin_memory`` method) and that moves to the GPU without blocking
+    the host (``non_blocking``: from pinned memory the copy overlaps the host's work)."""
+
+    def pin_memory(self) -> "ImageList":
+        return ImageList(self.tensors.pin_memory(), self.image_sizes)
+
+    def to(self, device: torch.device, non_blocking: bool = False) -> "ImageList":  # type: ignore[override]
+        return ImageList(self.tensors.to(device, non_blocking=non_blocking), self.image_sizes)
 
 
 def to_image_list(images: Sequence[torch.Tensor], size_divisible: int = 0) -> ImageList:

@@ -119,14 +119,16 @@ def user_error_message(e: BaseException) -> str:
 
 
 def default_setup(cfg, log_name: str = "log.txt", config_name: str = "config.yaml") -> torch.device:
-    """Process group (under torchrun; NCCL on CUDA, gloo on CPU), output folder locked for this
-    run (rank 0; a second training, resp. test, run into the same OUTPUT_DIR is refused), logger
-    (file on rank 0), seeding with ``SEED`` (+ rank); returns the device (``MODEL.DEVICE``, CPU
-    fallback; ``cuda:LOCAL_RANK`` under torchrun). The resolved config is written later, by
-    :func:`write_run_config`, once the run has started well (a refused start keeps the previous
-    run's ``config_name``)."""
+    """Process group (under torchrun; NCCL on CUDA, gloo on CPU; DIST_TIMEOUT_MINUTES), CUDA
+    settings (CUDNN_BENCHMARK), output folder locked for this run (rank 0; a second training,
+    resp. test, run into the same OUTPUT_DIR is refused), logger (file on rank 0), seeding with
+    ``SEED`` (+ rank); returns the device (``MODEL.DEVICE``, CPU fallback; ``cuda:LOCAL_RANK``
+    under torchrun). The resolved config is written later, by :func:`write_run_config`, once the
+    run has started well (a refused start keeps the previous run's ``config_name``)."""
     on_cuda = cfg.MODEL.DEVICE.startswith("cuda") and torch.cuda.is_available()
-    distributed = init_distributed("cuda" if on_cuda else "cpu")
+    distributed = init_distributed("cuda" if on_cuda else "cpu", cfg.DIST_TIMEOUT_MINUTES)
+    if on_cuda:
+        configure_cuda(cfg.CUDNN_BENCHMARK)
     rank = get_rank()
     if cfg.OUTPUT_DIR:
         error = ""
@@ -157,6 +159,14 @@ def write_run_config(cfg, name: str = "config.yaml") -> None:
         except OSError as e:
             raise OutputDirError(describe_write_error(path, e)) from e
         logger.info("resolved config written to %s", path)
+
+
+def configure_cuda(fast: bool) -> None:
+    """CUDNN_BENCHMARK: cuDNN's autotuner and TF32 matrix products / convolutions (on), or
+    cuDNN's default algorithms and full float32 (off)."""
+    torch.backends.cudnn.benchmark = bool(fast)
+    torch.backends.cuda.matmul.allow_tf32 = bool(fast)
+    torch.backends.cudnn.allow_tf32 = bool(fast)
 
 
 def dataset_vocabulary(cfg, split: str = "train") -> dict[str, list[str]]:

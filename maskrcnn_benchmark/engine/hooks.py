@@ -55,6 +55,7 @@ class EvalHook(_Periodic):
     def after_step(self) -> None:
         if not self._due():
             return
+        self.trainer.sync()  # a non-finite loss stops the run before it is evaluated
         t0 = time.perf_counter()
         broadcast_buffers(self.trainer.model)  # every rank evaluates rank 0's model
         results = _flatten(self.eval_fn() or {})
@@ -78,6 +79,7 @@ class PeriodicCheckpointer(_Periodic):
     def after_step(self) -> None:
         t = self.trainer
         if self.period > 0 and t.iter % self.period == 0 and t.iter < t.max_iter:
+            t.sync()  # never save the weights of a run whose loss went non-finite
             self.checkpointer.save(f"model_{t.iter:07d}", iteration=t.iter)
 
     def after_train(self) -> None:
@@ -260,7 +262,8 @@ class ProgressBar(HookBase):
         self.bar.update(1)
         if self.trainer.iter % self.refresh == 0:
             s = self.trainer.storage
-            self.bar.set_postfix(loss=f"{s.median('loss'):.3f}", lr=f"{s.latest()['lr'][0]:.2g}", refresh=False)
+            shown = {"loss": f"{s.median('loss'):.3f}"} if "loss" in s.smoothed else {}  # known at each sync
+            self.bar.set_postfix(**shown, lr=f"{s.latest()['lr'][0]:.2g}", refresh=False)
 
     def after_train(self) -> None:
         if self._redirect is not None:

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from maskrcnn_benchmark.utils.checkpoint import (CheckpointError, Checkpointer, check_vocabulary,
                                                  load_state_dict_checked, read_checkpoint)
-from maskrcnn_benchmark.utils.comm import all_gather, is_main_process, synchronize
+from maskrcnn_benchmark.utils.comm import on_main_process
 
 from .inference import compute_on_dataset, gather_predictions, rescale_boxes
 
@@ -91,15 +91,16 @@ def evaluate_relation_model(cfg, model: nn.Module, data_loader, device: torch.de
 
     With ``output_folder`` (rank 0) writes ``results.json``, ``results.txt`` and
     ``predictions.pt`` (the evaluator's predictions format, original pixels). ``zeroshot``:
-    also zR@K against the DATASETS.TRAIN triplets. Returns the evaluator's dict on every rank.
+    also zR@K against the DATASETS.TRAIN triplets. Returns the evaluator's dict on every rank
+    (the predictions are gathered and evaluated on rank 0 only).
     """
     from maskrcnn_benchmark.data.datasets.evaluation.vg import do_vg_evaluation
 
     t0 = time.perf_counter()
     preds = gather_predictions(compute_on_dataset(model, data_loader, device, amp=cfg.SOLVER.AMP,
                                                   desc="relation eval"))
-    results: Dict[str, Any] = {}
-    if is_main_process():
+
+    def evaluate() -> Dict[str, Any]:
         ds = data_loader.dataset
         indices = list(preds)
         predictions = []
@@ -114,8 +115,8 @@ def evaluate_relation_model(cfg, model: nn.Module, data_loader, device: torch.de
         m = results.get("metrics", {})
         logger.info("relation evaluation of %d images (%.1fs): R@50 %s  mR@50 %s", len(indices),
                     time.perf_counter() - t0, _fmt(m.get("R@50")), _fmt(m.get("mR@50")))
-    synchronize()
-    return all_gather(results)[0]
+        return results
+    return on_main_process(evaluate)
 
 
 def run_relation_test(cfg, model: nn.Module, device: torch.device, splits: Sequence[str] = ("test",), *,

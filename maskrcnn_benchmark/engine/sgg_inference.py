@@ -153,6 +153,25 @@ def _draw(item: Dict[str, Any], sg: Dict[str, Any], max_relations: int):
     return draw_scene_graph(item["display"], boxes, names, rels, title=title, max_relations=max_relations)
 
 
+# Messages of errors after which the device (and so every later image) is unusable.
+_DEVICE_FAILURES = ("CUDA error", "device-side assert", "CUBLAS_STATUS", "CUDNN_STATUS", "cuDNN error",
+                    "NCCL error", "illegal memory access", "unspecified launch failure")
+
+
+def is_per_image_error(e: BaseException) -> bool:
+    """Whether a failed forward pass is this image's problem (skip it, go on): out of memory, or
+    a shape / value the model cannot take. A CUDA error (device-side assert, illegal access) or a
+    bug (TypeError, KeyError, ...) would fail every later image too: the run stops with it."""
+    if isinstance(e, torch.OutOfMemoryError):
+        return True
+    accelerator_error = getattr(torch, "AcceleratorError", None)
+    if accelerator_error is not None and isinstance(e, accelerator_error):
+        return False
+    if isinstance(e, NotImplementedError) or not isinstance(e, (RuntimeError, ValueError)):
+        return False
+    return not any(m in str(e) for m in _DEVICE_FAILURES)
+
+
 def _output_stem(key: str, used: set, free=lambda name: True) -> str:
     """``key`` as a file stem (``/`` -> ``__``, extension dropped), ``_2``, ``_3`` ... when taken
     in this run or when ``free(stem)`` is False (a file that is not ours)."""
@@ -303,7 +322,9 @@ def run_on_images(predictor: SceneGraphPredictor, entries: Sequence[ImageEntry],
         targets = [it["target"] for it in items] if predictor.mode != "sgdet" else None
         try:
             return list(zip(items, predictor.predict([it["image"] for it in items], targets)))
-        except Exception as e:  # noqa: BLE001 - recorded as the image's skip reason; the run goes on
+        except Exception as e:  # noqa: BLE001 - a per-image problem is the image's skip reason
+            if not is_per_image_error(e):
+                raise
             logger.debug("%s", traceback.format_exc())
             if predictor.device.type == "cuda":
                 torch.cuda.empty_cache()

@@ -4,7 +4,6 @@ from __future__ import annotations
 import torch
 from torch import nn
 from torch.optim.lr_scheduler import LRScheduler
-from torch.optim.optimizer import _get_fused_kernels_supported_devices
 
 from .lr_scheduler import WarmupCosineLR, WarmupMultiStepLR
 
@@ -14,7 +13,11 @@ def make_optimizer(cfg, model: nn.Module) -> torch.optim.SGD:
 
     Biases get ``BASE_LR * BIAS_LR_FACTOR`` and ``WEIGHT_DECAY_BIAS``. ``SOLVER.BASE_LR`` is
     the learning rate used, whatever the batch size (SGB multiplied it by the batch; we do not).
-    Uses the fused kernel when every parameter's device supports it (else torch's default).
+    torch's default implementation: foreach (multi-tensor) on CUDA, the per-parameter loop on
+    the CPU. Never the fused kernel: it fails (TypeError) when a parameter first gets a gradient
+    after the first step (SGDet whose first batch has no pair leaves the union branch without
+    one), and when GradScaler skips the first step for overflow it leaves the momentum buffers as
+    uninitialised memory that the next step uses.
     """
     s = cfg.SOLVER
     if s.OPTIMIZER != "SGD":
@@ -28,10 +31,7 @@ def make_optimizer(cfg, model: nn.Module) -> torch.optim.SGD:
     groups = [{"params": weights, "lr": s.BASE_LR, "weight_decay": s.WEIGHT_DECAY},
               {"params": biases, "lr": s.BASE_LR * s.BIAS_LR_FACTOR, "weight_decay": s.WEIGHT_DECAY_BIAS}]
     groups = [g for g in groups if g["params"]]
-    params = weights + biases
-    fused = (all(p.is_floating_point() for p in params)
-             and {p.device.type for p in params} <= set(_get_fused_kernels_supported_devices()))
-    return torch.optim.SGD(groups, lr=s.BASE_LR, momentum=s.MOMENTUM, fused=fused or None)
+    return torch.optim.SGD(groups, lr=s.BASE_LR, momentum=s.MOMENTUM, fused=False)
 
 
 def make_lr_scheduler(cfg, optimizer: torch.optim.Optimizer) -> LRScheduler:

@@ -8,16 +8,19 @@ variables it does nothing, so the same script runs alone or under torchrun.
 from __future__ import annotations
 
 import atexit
+import datetime
 import logging
 import os
+import pickle
 import sys
-from typing import Any, NoReturn
+from typing import Any, Callable, NoReturn, Optional, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
 logger = logging.getLogger("maskrcnn_benchmark")
+T = TypeVar("T")
 
 
 def is_dist_initialized() -> bool:
@@ -48,9 +51,11 @@ def _env_world_size() -> int:
         raise RuntimeError(f"WORLD_SIZE={os.environ['WORLD_SIZE']!r} is not an integer (set by torchrun)") from None
 
 
-def init_distributed(device_type: str = "cpu") -> bool:
+def init_distributed(device_type: str = "cpu", timeout_minutes: Optional[float] = None) -> bool:
     """Join torchrun's process group: NCCL when ``device_type`` is "cuda" (and CUDA is there),
-    gloo otherwise; on CUDA each process uses the GPU ``LOCAL_RANK``.
+    gloo otherwise; on CUDA each process uses the GPU ``LOCAL_RANK``. ``timeout_minutes``
+    (DIST_TIMEOUT_MINUTES): how long a collective waits, e.g. the other ranks while rank 0
+    evaluates or saves (default: torch's, 10 min for NCCL), before the run stops.
 
     A no-op returning False when WORLD_SIZE is unset or 1 (not launched by torchrun, or one
     process); idempotent. Returns True when running distributed.
@@ -72,7 +77,8 @@ def init_distributed(device_type: str = "cpu") -> bool:
             raise RuntimeError(f"LOCAL_RANK {local} but this machine has {torch.cuda.device_count()} GPU(s): "
                                "use torchrun --nproc_per_node <= the number of GPUs")
         torch.cuda.set_device(local)
-    dist.init_process_group(backend="nccl" if use_nccl else "gloo", init_method="env://")
+    timeout = datetime.timedelta(minutes=timeout_minutes) if timeout_minutes else None
+    dist.init_process_group(backend="nccl" if use_nccl else "gloo", init_method="env://", timeout=timeout)
     atexit.register(_destroy)
     logger.info("distributed: rank %d of %d (local rank %d, %s)", get_rank(), get_world_size(),
                 get_local_rank(), dist.get_backend())
@@ -116,6 +122,53 @@ def all_gather(data: Any) -> list[Any]:
     out: list[Any] = [None] * world
     dist.all_gather_object(out, data)
     return out
+
+
+def gather(data: Any, dst: int = 0) -> list[Any]:
+    """Gather any picklable object on rank ``dst`` only: ``[obj_rank0, obj_rank1, ...]`` there,
+    ``[]`` on the other ranks (which then hold nothing of the others' data)."""
+    world = get_world_size()
+    if world == 1:
+        return [data]
+    out: Optional[list[Any]] = [None] * world if get_rank() == dst else None
+    dist.gather_object(data, out, dst=dst)
+    return out or []
+
+
+def broadcast_object(obj: Any, src: int = 0) -> Any:
+    """Rank ``src``'s ``obj`` on every rank (picklable)."""
+    if get_world_size() == 1:
+        return obj
+    box = [obj if get_rank() == src else None]
+    dist.broadcast_object_list(box, src=src)
+    return box[0]
+
+
+class MainProcessError(RuntimeError):
+    """Rank 0 failed in work the other ranks were waiting for (its message, for every rank)."""
+
+
+def on_main_process(fn: Callable[[], T]) -> T:
+    """Run ``fn()`` on rank 0 while the other ranks wait; every rank returns its result or raises
+    its error (the same exception when it can be pickled, else :class:`MainProcessError`), so no
+    rank is left blocked in a collective when rank 0 fails. A plain call in a single process."""
+    if get_world_size() == 1:
+        return fn()
+    payload, original = None, None
+    if is_main_process():
+        try:
+            payload = ("ok", fn())
+        except Exception as e:  # noqa: BLE001 - handed to every rank, then raised everywhere
+            original, sent = e, e
+            try:
+                pickle.loads(pickle.dumps(e))
+            except Exception:  # noqa: BLE001 - an exception that does not survive pickling
+                sent = MainProcessError(f"rank 0 failed: {type(e).__name__}: {e}")
+            payload = ("error", sent)
+    kind, value = broadcast_object(payload)
+    if kind == "error":
+        raise original if original is not None else value
+    return value
 
 
 def reduce_dict(values: dict[str, torch.Tensor], average: bool = True) -> dict[str, torch.Tensor]:

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 
-from maskrcnn_benchmark.config import load_config
+from maskrcnn_benchmark.config import ConfigError, load_config
 from maskrcnn_benchmark.data import DatasetError, build_dataset, make_data_loader
 from maskrcnn_benchmark.data.build import _per_rank, make_batch_sampler
 from maskrcnn_benchmark.data.collate_batch import to_image_list
@@ -107,9 +107,24 @@ def test_collate_pads_to_size_divisibility():
 
 
 def test_batch_size_must_divide_by_world_size():
-    with pytest.raises(ValueError, match="SOLVER.IMS_PER_BATCH"):
+    with pytest.raises(ConfigError, match=r"SOLVER.IMS_PER_BATCH \(6\) .* multiple of 4 \(e.g. SOLVER.IMS_PER_BATCH 8\)"):
         _per_rank(6, "SOLVER.IMS_PER_BATCH", 4)
+    with pytest.raises(ConfigError, match="TEST.IMS_PER_BATCH"):
+        _per_rank(0, "TEST.IMS_PER_BATCH", 4, even=False)
     assert _per_rank(8, "SOLVER.IMS_PER_BATCH", 4) == 2
+
+
+@pytest.mark.parametrize("world", [3, 5, 6, 7])
+def test_test_batches_split_unevenly_and_cover_the_split_once(world):
+    """TEST.IMS_PER_BATCH 8 on 3, 5, 6 or 7 GPUs: each rank its block, every image once."""
+    per_rank = _per_rank(8, "TEST.IMS_PER_BATCH", world, even=False)
+    assert per_rank == -(-8 // world)
+    seen = []
+    for rank in range(world):
+        batches = list(make_batch_sampler(range(23), False, per_rank, world_size=world, rank=rank))
+        assert all(1 <= len(b) <= per_rank for b in batches)
+        seen += [i for b in batches for i in b]
+    assert seen == list(range(23))
 
 
 def test_build_dataset_config_wiring(synthvg_dir, tmp_path):
@@ -128,3 +143,39 @@ def test_build_dataset_config_wiring(synthvg_dir, tmp_path):
                                "('synthvg_test', 'synthvg_val')"), "test")
     with pytest.raises(DatasetError, match="not found"):
         build_dataset(make_cfg(str(tmp_path), tmp_path), "test")
+
+
+def _two_item_batch():
+    from maskrcnn_benchmark.data.collate_batch import BatchCollator
+    return BatchCollator(32)([(torch.ones(3, 50, 70), {"boxes": torch.zeros(2, 4)}, 0),
+                              (torch.ones(3, 64, 40), {"boxes": torch.zeros(1, 4)}, 1)])
+
+
+def test_the_data_loader_pins_the_image_batch_and_copies_do_not_block(monkeypatch):
+    """pin_memory=True pinned the targets but not the ImageList; the copies to the GPU blocked."""
+    from torch.utils.data._utils.pin_memory import pin_memory
+    from torchvision.models.detection.image_list import ImageList
+
+    from maskrcnn_benchmark.engine.trainer import move_to_device
+
+    pinned, moved = [], []
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda self, *a: pinned.append(tuple(self.shape)) or self)
+    images, targets, indices = pin_memory(_two_item_batch())
+    assert sorted(pinned) == [(1, 4), (2, 3, 64, 96), (2, 4)]
+    assert isinstance(images, ImageList) and images.image_sizes == [(50, 70), (64, 40)]
+    original_to = torch.Tensor.to
+
+    def to(self, *a, **kw):
+        moved.append((tuple(self.shape), kw.get("non_blocking", False)))
+        return original_to(self, *a, **kw)
+    monkeypatch.setattr(torch.Tensor, "to", to)
+    out_images, out_targets = move_to_device((images, targets), torch.device("cpu"))
+    assert isinstance(out_images, ImageList) and torch.equal(out_images.tensors, images.tensors)
+    assert sorted(moved) == [((1, 4), True), ((2, 3, 64, 96), True), ((2, 4), True)]
+
+
+def test_val_and_test_workers_persist_across_validations(synthvg_dir, tmp_path):
+    cfg = make_cfg(synthvg_dir[0], tmp_path, "DATALOADER.NUM_WORKERS", "1")
+    assert make_data_loader(cfg, "val", is_train=False).persistent_workers
+    assert not make_data_loader(cfg, "train", is_train=True).persistent_workers
+    assert not make_data_loader(make_cfg(synthvg_dir[0], tmp_path), "val", is_train=False).persistent_workers

@@ -142,3 +142,27 @@ def test_evaluate_relation_model_end_to_end(tmp_path):
     assert info["mode"] == "predcls" and info["image_ids"] == [100, 101]
     assert np.allclose(preds[0]["boxes"], ds.get_groundtruth(0)["boxes"])  # back in original pixels
     assert (tmp_path / "results.json").is_file()
+
+
+def test_detector_evaluation_gathers_only_what_the_evaluator_reads(monkeypatch):
+    """Not the per-class logits [n, C] and boxes [n, C, 4] of every detection (6.4 GB for VG150
+    test), and only to rank 0 (``comm.gather``)."""
+    from maskrcnn_benchmark.engine import inference
+
+    cfg = tiny_cfg()
+    cfg.MODEL.RELATION_ON = False
+    cfg.MODEL.ROI_HEADS.SCORE_THRESH = 0.0
+    torch.manual_seed(0)
+    model = build_detection_model(cfg, load_pretrained=False)
+    gathered = []
+
+    def gather(data, dst=0):
+        gathered.append(data)
+        return [data]
+    monkeypatch.setattr(inference, "gather", gather)
+    results = inference.evaluate_detector(model, FakeLoader(FakeDataset()), torch.device("cpu"))
+    assert "mAP@0.5" in results
+    (local,) = gathered
+    assert sorted(local) == [0, 1]
+    assert all(set(p) == {"boxes", "labels", "scores", "image_size"} for p in local.values())
+    assert any(len(p["boxes"]) for p in local.values())

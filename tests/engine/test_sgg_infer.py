@@ -4,6 +4,7 @@ import json
 import os
 
 import numpy as np
+import torch
 import pytest
 from PIL import Image
 
@@ -218,3 +219,41 @@ def test_overrides_right_after_images_are_not_taken_for_images(tmp_path):
     args = TOOL.parse_args(["--checkpoint", "m.pth", "--images", "a.jpg", "photos", "MODEL.DEVICE", "cpu",
                             "INPUT.MAX_INPUT_PIXELS", "5"])
     assert args.images == ["a.jpg", "photos"] and args.opts == ["MODEL.DEVICE", "cpu", "INPUT.MAX_INPUT_PIXELS", "5"]
+
+
+@pytest.mark.parametrize("error, per_image", [
+    (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"), True),
+    (RuntimeError("Calculated padded input size per channel: (1 x 1). Kernel size can't be greater"), True),
+    (RuntimeError("CUDA error: device-side assert triggered"), False),
+    (torch.AcceleratorError("CUDA error: an illegal memory access was encountered"), False),
+    (TypeError("unsupported operand type(s)"), False)])
+def test_only_per_image_failures_are_skipped(checkpoint, tmp_path, error, per_image):
+    """A failed forward pass skips its image only when it is that image's problem; a CUDA error
+    (the device is gone for every later image) or a bug stops the run, the index saying so."""
+    from maskrcnn_benchmark.engine.sgg_inference import SceneGraphPredictor, run_on_images
+
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for name in ("a.png", "b.png"):
+        picture(96, 64).save(folder / name)
+    predictor = SceneGraphPredictor.from_checkpoint(str(checkpoint), device="cpu")
+    real, calls = predictor.predict, []
+
+    def predict(images, targets=None):
+        calls.append(len(images))
+        if len(calls) == 1:
+            raise error
+        return real(images, targets)
+    predictor.predict = predict
+    out = tmp_path / "out"
+    entries = list_images([str(folder)])
+    if per_image:
+        index = run_on_images(predictor, entries, str(out), progress=False)
+        assert [os.path.basename(s["image"]) for s in index["skipped"]] == ["a.png"]
+        assert type(error).__name__ in index["skipped"][0]["reason"]
+        assert [os.path.basename(r["image"]) for r in index["images"]] == ["b.png"]
+    else:
+        with pytest.raises(type(error)):
+            run_on_images(predictor, entries, str(out), progress=False)
+        index = load(out / "index.json")
+        assert not index["completed"] and not index["skipped"] and calls == [1]

@@ -242,3 +242,32 @@ def test_lr_sequence_follows_the_schedule_across_a_kill(tmp_path, schedule):
     assert [{**killed, **resumed}[i] for i in range(1, 9)] == pytest.approx(expected, rel=1e-12)
     assert trainer.optimizer.param_groups[0]["lr"] == pytest.approx(
         0.005 if schedule == "multistep" else _cosine(8))  # what a further iteration would use
+
+
+def test_the_loop_syncs_with_the_device_once_per_sync_period(monkeypatch):
+    """Losses and the gradient norm reach the host once per LOG_PERIOD (one ``tolist``), not with
+    an ``.item()`` each per iteration and a finite check before every backward."""
+    calls = []
+    for name in ("item", "tolist", "__float__", "__bool__", "__int__"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *a, _original=original, _name=name, **kw):
+            calls.append(_name)
+            return _original(self, *a, **kw)
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    model = Toy()
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), max_iter=6, grad_clip=5.0,
+                      log_window=3)
+    trainer.train(loader(0, 6))
+    assert calls == ["tolist", "tolist"]
+    latest = trainer.storage.latest()
+    assert latest["loss"][1] == 5 and latest["grad_norm"][1] == 5  # the last iteration's numbers
+    assert latest["loss"][0] == pytest.approx(latest["loss_a"][0] + latest["loss_b"][0])
+
+
+def test_a_non_finite_loss_is_reported_with_its_iteration_at_the_next_sync():
+    model = Toy(nan_at=2)
+    trainer = Trainer(model, torch.optim.SGD(model.parameters(), lr=0.1), max_iter=8, log_window=4)
+    with pytest.raises(NonFiniteLossError, match=r"iteration 2: loss_a=nan, loss_b=[0-9.]+"):
+        trainer.train(loader(0, 8))
+    assert trainer.iter == 3  # stopped at the sync of iteration 4

@@ -84,3 +84,59 @@ def test_optimizer_groups_and_unscaled_lr():
     assert weights["lr"] == 0.02 and weights["weight_decay"] == 1e-4  # not x IMS_PER_BATCH
     assert biases["lr"] == 0.04 and biases["weight_decay"] == 0.0 and len(biases["params"]) == 2
     assert opt.defaults["momentum"] == 0.9
+
+
+def _sgd_cfg():
+    return load_config(None, ["SOLVER.BASE_LR", 0.1, "SOLVER.MOMENTUM", 0.9, "SOLVER.WEIGHT_DECAY", 0.0,
+                              "SOLVER.WEIGHT_DECAY_BIAS", 0.0])
+
+
+def _reference_sgd(grads, lr=0.1, momentum=0.9):
+    """Plain SGD with momentum (buffer = first gradient at a parameter's first update)."""
+    w, buf = torch.ones(3), None
+    for g in grads:
+        if g is None:
+            continue
+        buf = g.clone() if buf is None else momentum * buf + g
+        w = w - lr * buf
+    return w
+
+
+def test_a_parameter_first_getting_a_gradient_after_step_one_is_updated():
+    """SGDet: a first batch without pairs leaves the union branch without a gradient (the fused
+    kernel raised TypeError at the second step)."""
+    model = nn.ModuleDict({"a": nn.Linear(3, 1, bias=False), "b": nn.Linear(3, 1, bias=False)})
+    for m in model.values():
+        nn.init.ones_(m.weight)
+    opt = make_optimizer(_sgd_cfg(), model)
+    x = torch.tensor([[1.0, 2.0, 3.0]])
+    model["a"](x).sum().backward()  # step 1: b has no gradient
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    (model["a"](x) + model["b"](x)).sum().backward()
+    opt.step()
+    g = x[0]
+    torch.testing.assert_close(model["a"].weight[0].detach(), _reference_sgd([g, g]))
+    torch.testing.assert_close(model["b"].weight[0].detach(), _reference_sgd([None, g]))
+
+
+def test_a_step_skipped_by_the_grad_scaler_leaves_momentum_clean():
+    """GradScaler skips step 1 (overflow): the next real step must be a first step (the fused
+    kernel had left uninitialised momentum buffers, e.g. 1e34 in the weights)."""
+    n = 4096
+    model = nn.Linear(n, 1, bias=False)
+    nn.init.ones_(model.weight)
+    opt = make_optimizer(_sgd_cfg(), model)
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0 ** 16)
+    x = torch.linspace(-1, 1, n)[None]
+    scaler.scale(model(x * float("inf")).sum()).backward()
+    garbage = torch.full((1, n), 1e30)
+    del garbage  # freed memory that an uninitialised momentum buffer may reuse
+    scaler.step(opt)
+    scaler.update()
+    assert torch.equal(model.weight.detach(), torch.ones(1, n))  # skipped
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(model(x).sum()).backward()
+    scaler.step(opt)
+    scaler.update()
+    torch.testing.assert_close(model.weight[0].detach(), torch.ones(n) - 0.1 * x[0])

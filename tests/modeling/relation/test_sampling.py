@@ -163,3 +163,35 @@ def test_test_pairs_require_overlap_in_sgdet_only():
     # PredCls / SGCls (GT boxes) always score every pair, as SGB
     assert RelationSampler(use_gt_box=True, test_overlap=True).test_pairs([boxes])[0].tolist() == everything
     assert RelationSampler(use_gt_box=False, test_overlap=True).test_pairs([torch.zeros(0, 4)])[0].shape == (0, 2)
+
+
+def test_detect_sampling_draws_one_pair_in_proportion_to_the_iou_product():
+    """One pair per relation out of two candidates with IoU products 1 and 2/3: the first is
+    drawn with probability 1 / (1 + 2/3) = 0.6, as torch.multinomial would."""
+    torch.manual_seed(0)
+    sampler = RelationSampler(use_gt_box=False, batch_size_per_image=64, positive_fraction=0.5,
+                              num_sample_per_gt_rel=1)
+    gt = _target(2, [[0, 1, 3]], boxes=torch.tensor([[0., 0., 10., 10.], [50., 50., 60., 60.]]),
+                 labels=torch.tensor([2, 5]))
+    det = torch.tensor([[0., 0., 10., 10.], [0., 0., 10., 15.], [50., 50., 60., 60.]])  # IoU 1, 2/3; object
+    picks = []
+    for _ in range(600):
+        _, (pairs,), (labels,) = sampler.detect_sample([det], [gt])
+        (fg,) = pairs[labels > 0].tolist()
+        assert fg[1] == 2 and labels[labels > 0].tolist() == [3]
+        picks.append(fg[0])
+    share = picks.count(0) / len(picks)
+    assert abs(share - 0.6) < 0.06, share
+
+
+def test_detect_sampling_several_relations_and_no_detections():
+    torch.manual_seed(0)
+    sampler = RelationSampler(use_gt_box=False, batch_size_per_image=64, positive_fraction=0.5,
+                              num_sample_per_gt_rel=4)
+    gt = _target(3, [[0, 1, 1], [1, 2, 2], [2, 0, 4]])
+    det = gt["boxes"].repeat(2, 1) + torch.tensor([[0., 0., 0., 0.]] * 3 + [[0., 0., 0., 1.]] * 3)
+    _, (pairs,), (labels,) = sampler.detect_sample([det], [gt])
+    fg = {(h % 3, t % 3, int(lab)) for (h, t), lab in zip(pairs.tolist(), labels) if lab > 0}
+    assert fg == {(0, 1, 1), (1, 2, 2), (2, 0, 4)} and (labels > 0).sum() == 12  # 2 x 2 per relation
+    obj, (pairs,), (labels,) = sampler.detect_sample([torch.zeros(0, 4)], [gt])
+    assert obj[0].shape == (0,) and pairs.shape == (0, 2) and labels.shape == (0,)

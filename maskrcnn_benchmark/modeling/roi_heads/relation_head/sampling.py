@@ -132,6 +132,31 @@ class RelationSampler:
         labels[fg] = target["labels"].long()[best[fg]]
         return labels
 
+    def _match_relations(self, rels: Tensor, is_match: Tensor, ious: Tensor, candidates: Tensor) -> Tensor:
+        """SGDet foreground: for each GT relation (subject s, object o) [M, 3] the detection pairs
+        (h, t), h != t, matching s and o (``is_match`` Bool[G, n], ``ious`` [G, n]), all of them or
+        ``num_sample_per_gt_rel`` drawn without replacement in proportion to iou(s, h) * iou(o, t),
+        for all relations at once (no per-relation host round trip). Clears those pairs in
+        ``candidates`` (background). -> Int64[F, 3] (h, t, predicate), one predicate per pair."""
+        n = is_match.shape[1]
+        if rels.shape[0] == 0 or n == 0:
+            return rels.new_zeros(0, 3)
+        subj, obj, predicate = rels.unbind(1)
+        pair = is_match[subj][:, :, None] & is_match[obj][:, None, :]  # [M, n, n]
+        pair &= ~torch.eye(n, dtype=torch.bool, device=pair.device)
+        candidates &= ~pair.any(0)
+        weight = (ious[subj][:, :, None] * ious[obj][:, None, :]).masked_fill(~pair, 0).flatten(1)
+        # Efraimidis-Spirakis keys log(u) / w: the k largest are a weighted draw without
+        # replacement (torch.multinomial's distribution); w = 0 (not a match) gives -inf.
+        keys = torch.rand(weight.shape, device=weight.device).log() / weight
+        k = min(self.num_sample_per_gt_rel, n * n)
+        top = keys.topk(k, dim=1).indices  # [M, k]
+        valid = pair.flatten(1).gather(1, top)
+        rel_idx = torch.arange(rels.shape[0], device=rels.device)[:, None].expand_as(top)[valid]
+        flat = top[valid]
+        fg = torch.stack([flat // n, flat % n, predicate[rel_idx]], 1)
+        return unique_relations(fg, n)
+
     @torch.no_grad()
     def detect_sample(self, boxes: Sequence[Tensor], targets: Sequence[Dict[str, Tensor]]
                       ) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
@@ -150,22 +175,8 @@ class RelationSampler:
             candidates[prp_lab == 0] = False
             candidates[:, prp_lab == 0] = False
 
-            fg = []
-            for s, o, pred in unique_relations(target["relation_tuples"], tgt_box.shape[0]).tolist():
-                heads, tails = torch.nonzero(is_match[s]).flatten(), torch.nonzero(is_match[o]).flatten()
-                h, t = torch.meshgrid(heads, tails, indexing="ij")
-                h, t = h.flatten(), t.flatten()
-                keep = h != t
-                h, t = h[keep], t[keep]
-                if h.numel() == 0:
-                    continue
-                candidates[h, t] = False
-                if h.numel() > self.num_sample_per_gt_rel:
-                    weight = ious[s, h] * ious[o, t]
-                    pick = torch.multinomial(weight, self.num_sample_per_gt_rel, replacement=False)
-                    h, t = h[pick], t[pick]
-                fg.append(torch.stack([h, t, torch.full_like(h, pred)], 1))
-            fg = unique_relations(torch.cat(fg), n) if fg else prp_lab.new_zeros(0, 3)
+            rels = unique_relations(target["relation_tuples"], tgt_box.shape[0])
+            fg = self._match_relations(rels, is_match, ious, candidates)
             pairs, labels = self._fill(fg, candidates)
             out_obj.append(prp_lab)
             out_pairs.append(pairs)

@@ -122,7 +122,10 @@ def obj_prediction_nms(boxes: Tensor, logits: Tensor, nms_thresh: float) -> Tens
         overlap = ious >= nms_thresh
     prob = torch.softmax(logits.float(), dim=1)
     prob[:, 0] = 0.0
-    labels = torch.zeros(n, dtype=torch.int64, device=logits.device)
+    # The greedy loop is sequential: run it on the host after one copy (on a GPU every argmax
+    # would wait for the device).
+    prob, overlap = prob.cpu(), overlap.cpu()
+    labels = torch.zeros(n, dtype=torch.int64)
     for _ in range(n):
         flat = int(torch.argmax(prob))
         box, cls = divmod(flat, num_classes)
@@ -130,7 +133,7 @@ def obj_prediction_nms(boxes: Tensor, logits: Tensor, nms_thresh: float) -> Tens
         suppress = overlap[box, :, 0] if overlap.shape[-1] == 1 else overlap[box, :, cls]
         prob[suppress, cls] = 0.0
         prob[box] = -1.0
-    return labels
+    return labels.to(logits.device)
 
 
 def recurrent_autocast(device: torch.device) -> ContextManager:
