@@ -1,6 +1,7 @@
 """The relation stage as it trains (tools/relation_train_net.py on tiny SynthVG: frozen detector,
 Motifs with the alignment, cosine schedule): a run killed between checkpoints and restarted ends
 with the weights and the learning rates of an uninterrupted one, and those are the schedule's."""
+import logging
 import re
 
 import pytest
@@ -37,6 +38,8 @@ def runs(tiny, tiny_synthvg, load_tool, tmp_path_factory):
     tool = load_tool("relation_train_net")
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
+    log = logging.getLogger("maskrcnn_benchmark")  # the tool's setup_logger stops propagation: restored below
+    log_state = (log.propagate, log.level, list(log.handlers))
     try:
         assert tool.main(_opts(tiny, tiny_synthvg, root / "straight", root / "detector.pth")) == 0
         make_loader = tool.make_data_loader
@@ -57,6 +60,10 @@ def runs(tiny, tiny_synthvg, load_tool, tmp_path_factory):
         assert tool.main(argv) == 0  # the same command again resumes
     finally:
         torch.set_num_threads(threads)
+        for h in [h for h in log.handlers if h not in log_state[2]]:
+            log.removeHandler(h)
+            h.close()
+        log.propagate, log.level = log_state[0], log_state[1]
     return root, last
 
 
