@@ -142,7 +142,7 @@ vg-smoke: install
 CURVES_ITERS ?= 1500 3000
 CURVES_MODES ?= predcls sgcls sgdet
 curves: install
-	$(PY) tools/schedule_study.py --out curves_output --modes $(CURVES_MODES) --iters $(CURVES_ITERS) $(CURVES_ARGS)
+	$(PY) tools/schedule_study.py --out curves_output --modes $(CURVES_MODES) --iters $(CURVES_ITERS) --jobs 2 $(CURVES_ARGS)
 
 # The paper's protocol on SynthVG: Motifs and Align-Motifs with SEEDS seeds each (mean ± std) in
 # PredCls / SGCls / SGDet on one detector (the demo's when it exists), plus the Table 3

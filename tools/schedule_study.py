@@ -2,7 +2,10 @@
 """Learning curves of the SynthVG relation configs at several training lengths (``make curves``).
 
     python tools/schedule_study.py [--out curves_output] [--modes predcls sgcls sgdet]
-        [--variants motifs align] [--iters 1500 3000] [--seeds 0] [--val-points 10] [--jobs 2] [KEY VALUE ...]
+        [--variants motifs align] [--iters 1500 3000] [--seeds 0] [--val-points 10] --jobs 2 [KEY VALUE ...]
+
+(the list options take every value up to the next option: end with a single-valued one, such as
+--jobs, before the KEY VALUE overrides)
 
 For each protocol, model and length N: ``tools/relation_train_net.py`` with SOLVER.MAX_ITER N,
 the cosine schedule over the whole run (UPDATE_PERIOD N/100, as the paper's 1K of 100K),
