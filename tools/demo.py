@@ -60,12 +60,14 @@ def run(cmd: list[str], what: str, timings: dict) -> None:
 
 def run_pool(jobs: list[tuple[list[str], str, str]], slots: int, timings: dict) -> None:
     """Run ``(cmd, what, run_dir)`` jobs, ``slots`` at a time, each with one intra-op thread per
-    slot's share of the cores (small CPU ops lose far more to oversubscribed threads than they
+    slot's share of the cores (or the caller's OMP_NUM_THREADS) (small CPU ops lose far more to oversubscribed threads than they
     gain from them); a job starts as soon as a slot frees. Output of each job goes to
     ``run_dir/console.log``; one progress bar per running job is read off its log."""
     from tqdm import tqdm
 
-    threads = str(max(1, (os.cpu_count() or 1) // slots))
+    # OMP_NUM_THREADS set by the caller wins: two studies started side by side (each with its
+    # own pool) would otherwise each take all the cores, and oversubscribed small ops run ~5x slower
+    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // slots))
     env = dict(os.environ, OMP_NUM_THREADS=threads, MKL_NUM_THREADS=threads)
     queue, running, failed = list(jobs), [], []
     while queue or running:

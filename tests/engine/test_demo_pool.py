@@ -18,10 +18,22 @@ def test_pool_runs_every_job_with_its_share_of_the_cores(tmp_path, load_tool, mo
     timings = {}
     demo = load_tool("demo")
     monkeypatch.setattr(demo.os, "cpu_count", lambda: cores)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
     demo.run_pool(jobs, slots=2, timings=timings)
     assert [open(os.path.join(d, "done")).read() for _, _, d in jobs] == [f"{threads} {threads}"] * 3
     assert set(timings) == {"job0", "job1", "job2"}
     assert all(os.path.isfile(os.path.join(d, "console.log")) for _, _, d in jobs)
+
+
+def test_pool_keeps_the_callers_thread_count(tmp_path, load_tool, monkeypatch):
+    """Two pools started side by side with OMP_NUM_THREADS=1 must not each take all 8 cores."""
+    write = "import os; open({out!r}, 'w').write(os.environ['OMP_NUM_THREADS'] + ' ' + os.environ['MKL_NUM_THREADS'])"
+    jobs = [_job(tmp_path, f"job{i}", write) for i in range(2)]
+    demo = load_tool("demo")
+    monkeypatch.setattr(demo.os, "cpu_count", lambda: 8)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    demo.run_pool(jobs, slots=2, timings={})
+    assert [open(os.path.join(d, "done")).read() for _, _, d in jobs] == ["1 1"] * 2
 
 
 def test_pool_failure_names_the_job_and_its_log_after_the_others_finish(tmp_path, load_tool):
