@@ -27,7 +27,8 @@ key>.pt``, holding the key (checked on load) and the entry; SGCls entries keep t
 different box set is a miss (the file is kept). Files are written to a temporary name in the
 same folder and renamed (``os.replace``), so a concurrent reader never sees a partial file; an
 existing file is not rewritten, except one that cannot be read (truncated, garbage: logged
-once, recomputed and replaced). The tool writes only inside signature folders it created
+once, recomputed and replaced); the temporary files of a killed writer on this host are removed
+when the folder is next opened. The tool writes only inside signature folders it created
 (created whole, marker included, by renaming a temporary folder) and never deletes anything
 else: clearing the cache is deleting the folder. ``MODEL.DETECTOR_CACHE_MB`` bounds the bytes of
 one signature folder as it bounds memory: what the folder holds when the process opens it plus
@@ -136,11 +137,13 @@ class DiskStore:
         self.usable = self.writable = True
         self.written = self.bad_files = 0
         self._logged: set = set()
-        self.nbytes = self._scan() if os.path.isdir(self.folder) else 0
         if os.path.isdir(self.folder) and not self._ours():
             self._stop("not_ours", "detector cache: %s exists but is not this signature's folder (no matching %s): "
                        "the disk tier is off for this run", self.folder, MARKER)
             self.usable = False
+        elif os.path.isdir(self.folder):
+            self._remove_stale_temporaries()
+        self.nbytes = self._scan() if self.usable and os.path.isdir(self.folder) else 0
 
     def _log_once(self, what: str, *args) -> None:
         if what not in self._logged:
@@ -154,6 +157,17 @@ class DiskStore:
     def _scan(self) -> int:
         with os.scandir(self.folder) as it:
             return sum(e.stat().st_size for e in it if e.is_file(follow_symlinks=False))
+
+    def _remove_stale_temporaries(self) -> None:
+        """Temporary files of a killed writer on this host (named ``.<host>.<pid>.<random>.tmp``)."""
+        host = socket.gethostname()
+        for name in os.listdir(self.folder):
+            parts = name[1:-4].rsplit(".", 2) if name.startswith(".") and name.endswith(".tmp") else []
+            if len(parts) == 3 and parts[0] == host and parts[1].isdigit() and not _alive(int(parts[1])):
+                try:
+                    os.remove(os.path.join(self.folder, name))
+                except OSError:
+                    pass
 
     def _ours(self) -> bool:
         try:
@@ -197,7 +211,8 @@ class DiskStore:
         tmp = None
         try:
             self._make_folder()
-            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=".", suffix=".tmp")
+            fd, tmp = tempfile.mkstemp(dir=self.folder, prefix=f".{socket.gethostname()}.{os.getpid()}.",
+                                       suffix=".tmp")
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
             os.replace(tmp, path)
@@ -331,6 +346,16 @@ class DetectorCache:
             logger.info("detector cache full (%d images, %.0f MB, MODEL.DETECTOR_CACHE_MB): further "
                         "images go through the detector every time%s", len(self._entries), self.nbytes / 2**20,
                         " (or come from the disk tier)" if self.disk is not None else "")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # e.g. another user's process
+        return True
+    return True
 
 
 def _torchvision_version() -> str:

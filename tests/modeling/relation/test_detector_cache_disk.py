@@ -228,3 +228,22 @@ def test_the_folder_setting(make_cfg, tmp_path, monkeypatch):
         build_detector_cache(cfg)
     cfg.MODEL.DETECTOR_CACHE_MB = 0
     assert build_detector_cache(cfg) is None
+
+
+def test_a_killed_writers_temporary_file_is_removed_a_live_ones_kept(tmp_path):
+    import socket
+    import subprocess
+    import sys
+
+    first = _cpu_cache(tmp_path)
+    first.get_or_compute(0, lambda: _entry(0))
+    (sig,) = _folders(tmp_path)
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    host = socket.gethostname()
+    dead = tmp_path / sig / f".{host}.{int(done.stdout)}.abc123.tmp"
+    live = tmp_path / sig / f".{host}.{os.getpid()}.def456.tmp"
+    other_host = tmp_path / sig / f".elsewhere.{int(done.stdout)}.ghi789.tmp"
+    for f in (dead, live, other_host):
+        f.write_bytes(b"partial")
+    _cpu_cache(tmp_path)
+    assert not dead.exists() and live.exists() and other_host.exists()
