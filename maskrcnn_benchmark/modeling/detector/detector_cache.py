@@ -135,7 +135,7 @@ class DiskStore:
         self.folder = os.path.join(root, signature[:16])
         self.max_bytes = int(max_bytes)
         self.usable = self.writable = True
-        self.written = self.bad_files = 0
+        self.written = self.bad_files = self.entries_at_start = 0
         self._logged: set = set()
         if os.path.isdir(self.folder) and not self._ours():
             self._stop("not_ours", "detector cache: %s exists but is not this signature's folder (no matching %s): "
@@ -155,8 +155,12 @@ class DiskStore:
         self._log_once(what, *args)
 
     def _scan(self) -> int:
+        """Bytes of the entries and the marker; counts the entries."""
         with os.scandir(self.folder) as it:
-            return sum(e.stat().st_size for e in it if e.is_file(follow_symlinks=False))
+            sizes = {e.name: e.stat().st_size for e in it if e.is_file(follow_symlinks=False)
+                     and (e.name.endswith(".pt") or e.name == MARKER)}
+        self.entries_at_start = len(sizes) - (MARKER in sizes)
+        return sum(sizes.values())
 
     def _remove_stale_temporaries(self) -> None:
         """Temporary files of a killed writer on this host (named ``.<host>.<pid>.<random>.tmp``)."""
@@ -308,6 +312,9 @@ class DetectorCache:
                 ("torch", torch.__version__), ("torchvision", _torchvision_version())]
             full = hashlib.sha1(repr(parts).encode()).hexdigest()
             self.disk = DiskStore(self.cache_dir, full, "".join(f"{k}: {v}\n" for k, v in parts), self.max_bytes)
+            if self.disk.usable:
+                logger.info("detector cache on disk: %s (%d entries, %.1f MB)", self.disk.folder,
+                            self.disk.entries_at_start, self.disk.nbytes / 2 ** 20)
         self._signature, self._checked, self._device = sig, (context, str(device)), device
 
     def get_or_compute(self, key: Hashable, compute: Callable[[], dict],
