@@ -113,9 +113,10 @@ def job_order(seeds: list[int], ablation: bool) -> list[tuple[str, str, int]]:
 
     Every run of a protocol reads the frozen detector's outputs (train and test images) from the
     disk cache that the protocol's first run, Motifs seed 0, fills. So the three Motifs seed-0
-    runs come first (two protocols start side by side, never a protocol's two models computing
-    the same images at once), then the others, each after its protocol's first run (run_pool's
-    ``after``), then the frequency baselines (main()), whose test images are cached by then.
+    runs come first (two protocols start side by side, rather than a protocol's two models
+    computing the same images at the same time), then the others, each started after its
+    protocol's first run has ended where a slot allows (run_pool's ``after``), then the frequency
+    baselines (main()), whose test images are cached by then.
     Within each group the longest protocol comes first (SGDet, SGCls, PredCls) and the short
     baselines come last, so that the two slots end together."""
     first = [(mode, "motifs", seeds[0]) for mode in reversed(MODES)]
