@@ -246,6 +246,7 @@ class DiskStore:
                     f"created: {time.strftime('%Y-%m-%d %H:%M:%S')} by {socket.gethostname()} pid {os.getpid()}\n")
         try:
             os.rename(tmp, self.folder)
+            self.nbytes += os.path.getsize(os.path.join(self.folder, MARKER))
         except OSError:  # another process created it first: use theirs, drop our temporary one
             os.remove(marker)
             os.rmdir(tmp)

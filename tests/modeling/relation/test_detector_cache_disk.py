@@ -193,6 +193,7 @@ def test_the_size_limit_stops_writing(tmp_path, caplog):
         for i in range(4):
             cache.get_or_compute(i, lambda i=i: _entry(i))
     assert cache.disk.written == 2 and len(_files(tmp_path / "run" / sig)) == 2
+    assert cache.disk.nbytes == marker + 2 * entry  # the marker counts too
     assert len([r for r in caplog.records if "full" in r.getMessage()]) == 1
     later = _cpu_cache(tmp_path / "run", limit)  # counts what is there
     assert later.disk.nbytes == marker + 2 * entry
