@@ -12,7 +12,9 @@ split -> ``OUT/results.md`` (the paper's Table 2 layout), ``per_predicate_recall
 Finished stages (a run folder holding its test results) are reused unless --force. Each stage
 is the ordinary tool (tools/make_synthvg.py, tools/detector_pretrain_net.py,
 tools/relation_train_net.py) run as a child process, so every stage can be rerun by hand.
-Trailing ``KEY VALUE`` overrides go to every relation run.
+Trailing ``KEY VALUE`` overrides go to every relation run. All relation runs and baselines
+share one detector cache on disk, ``OUT/detector_cache`` (MODEL.DETECTOR_CACHE_DIR): a run
+reads the frozen detector's outputs that an earlier run computed (--force clears it).
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 
 from maskrcnn_benchmark.engine.report import MODE_NAMES, MODES, write_report  # noqa: E402
+from maskrcnn_benchmark.modeling.detector.detector_cache import MARKER  # noqa: E402
 
 DETECTOR_CONFIG = "configs/synthvg/detector_VGG16.yaml"
 RELATION_CONFIG = "configs/synthvg/motifs_{mode}.yaml"
@@ -58,10 +61,12 @@ def run(cmd: list[str], what: str, timings: dict) -> None:
                          "by OUTPUT_DIR above. Fix the cause and rerun `make demo`: finished stages are reused.")
 
 
-def run_pool(jobs: list[tuple[list[str], str, str]], slots: int, timings: dict) -> None:
-    """Run ``(cmd, what, run_dir)`` jobs, ``slots`` at a time, each with one intra-op thread per
-    slot's share of the cores (or the caller's OMP_NUM_THREADS) (small CPU ops lose far more to oversubscribed threads than they
-    gain from them); a job starts as soon as a slot frees. Output of each job goes to
+def run_pool(jobs: list[tuple], slots: int, timings: dict) -> None:
+    """Run ``(cmd, what, run_dir[, after])`` jobs, ``slots`` at a time, each with one intra-op
+    thread per slot's share of the cores, or the caller's OMP_NUM_THREADS (small CPU ops lose far
+    more to oversubscribed threads than they gain from them); a job starts as soon as a slot
+    frees: the first queued one none of whose ``after`` jobs (their ``what``) is still queued or
+    running, else the first queued one (a slot never idles). Output of each job goes to
     ``run_dir/console.log``; one progress bar per running job is read off its log."""
     from tqdm import tqdm
 
@@ -72,7 +77,7 @@ def run_pool(jobs: list[tuple[list[str], str, str]], slots: int, timings: dict) 
     queue, running, failed = list(jobs), [], []
     while queue or running:
         while queue and len(running) < slots:
-            cmd, what, run_dir = queue.pop(0)
+            cmd, what, run_dir = queue.pop(_next_job(queue, running))[:3]
             os.makedirs(run_dir, exist_ok=True)
             tqdm.write(f"\n==> {what} (output: {os.path.relpath(run_dir, ROOT)}/console.log)\n    {' '.join(cmd)}")
             log = open(os.path.join(run_dir, "console.log"), "a")
@@ -97,6 +102,38 @@ def run_pool(jobs: list[tuple[list[str], str, str]], slots: int, timings: dict) 
     if failed:
         raise SystemExit("demo: " + "; ".join(failed) + ". Fix the cause and rerun `make demo`: finished "
                          "stages are reused.")
+
+
+def _next_job(queue: list[tuple], running: list[tuple]) -> int:
+    """Index of the first queued job whose ``after`` jobs have all ended, else 0."""
+    busy = {job[1] for job in queue} | {job[3] for job in running}
+    return next((i for i, job in enumerate(queue) if not busy & set(job[3] if len(job) > 3 else ())), 0)
+
+
+def job_order(seeds: list[int], ablation: bool) -> list[tuple[str, str, int]]:
+    """(mode, variant, seed) of the relation runs, in the pool's order.
+
+    Every run of a protocol reads the frozen detector's outputs (train and test images) from the
+    disk cache that the protocol's first run, Motifs seed 0, fills. So the three Motifs seed-0
+    runs come first (two protocols start side by side, rather than a protocol's two models
+    computing the same images at the same time), then the others, each started after its
+    protocol's first run has ended where a slot allows (run_pool's ``after``), then the frequency
+    baselines (main()), whose test images are cached by then.
+    Within each group the longest protocol comes first (SGDet, SGCls, PredCls) and the short
+    baselines come last, so that the two slots end together."""
+    first = [(mode, "motifs", seeds[0]) for mode in reversed(MODES)]
+    rest = [(mode, variant, seed) for mode in reversed(MODES) for seed in seeds for variant in VARIANTS]
+    if ablation:
+        rest += [("predcls", v, seed) for seed in seeds for v in ABLATIONS]
+    return first + [job for job in rest if job not in first]
+
+
+def clear_detector_cache(folder: str) -> None:
+    """--force: remove the signature folders the detector cache made (those with its marker)."""
+    if os.path.isdir(folder):
+        for entry in os.scandir(folder):
+            if entry.is_dir(follow_symlinks=False) and os.path.isfile(os.path.join(entry.path, MARKER)):
+                shutil.rmtree(entry.path)
 
 
 def job_progress(run_dir: str) -> tuple[int, int] | None:
@@ -177,6 +214,8 @@ def main(argv=None) -> int:
     os.makedirs(out, exist_ok=True)
     py, t_start, timings = sys.executable, time.perf_counter(), {}
     common = ["DATASETS.DATA_DIR", data_dir]
+    cache_dir = os.path.join(out, "detector_cache")
+    cache = ["MODEL.DETECTOR_CACHE_DIR", cache_dir]  # shared by every relation run and baseline
 
     if a.report_only:
         a.force = False
@@ -198,12 +237,11 @@ def main(argv=None) -> int:
 
     runs: dict = {}
     seeds = list(range(a.seeds))
-    # Longest first (SGDet, SGCls, PredCls), so that the two slots finish together.
-    jobs = [(mode, variant, seed) for mode in reversed(MODES) for seed in seeds for variant in VARIANTS]
-    if a.ablation:
-        jobs += [("predcls", v, seed) for seed in seeds for v in ABLATIONS]
+    if a.force:
+        clear_detector_cache(cache_dir)
     pending = []
-    for mode, variant, seed in jobs:
+    first = {}  # mode -> the 'what' of its first run (the one that fills the detector cache)
+    for mode, variant, seed in job_order(seeds, a.ablation):
         name, extra = {**VARIANTS, **ABLATIONS}[variant]
         run_dir = os.path.join(out, f"{variant}_{mode}" + (f"_seed{seed}" if a.seeds > 1 else ""))
         runs.setdefault((name, mode), []).append(run_dir)
@@ -212,17 +250,20 @@ def main(argv=None) -> int:
             print(f"\n==> {name} {MODE_NAMES[mode]} seed {seed}: reusing {run_dir}")
             continue
         cmd = [py, "tools/relation_train_net.py", "--config-file", RELATION_CONFIG.format(mode=mode), *common,
-               *mode_switches(mode), *extra, "MODEL.PRETRAINED_DETECTOR_CKPT", detector, "OUTPUT_DIR", run_dir,
-               "SEED", str(seed), *a.opts]
-        pending.append((cmd, f"{name} {MODE_NAMES[mode]} seed {seed}", run_dir))
+               *cache, *mode_switches(mode), *extra, "MODEL.PRETRAINED_DETECTOR_CKPT", detector,
+               "OUTPUT_DIR", run_dir, "SEED", str(seed), *a.opts]
+        what = f"{name} {MODE_NAMES[mode]} seed {seed}"
+        pending.append((cmd, what, run_dir, (first[mode],) if mode in first else ()))
+        first.setdefault(mode, what)
     for mode in reversed(MODES):  # after the runs, longest first too: the two slots end together
         freq_dir = os.path.join(out, f"frequency_{mode}")
         runs["Frequency prior", mode] = [freq_dir]
         fresh(freq_dir, a.force)
         if not os.path.isfile(os.path.join(freq_dir, "inference", TEST_SET, "results.json")):
             cmd = [py, os.path.abspath(__file__), "--frequency-baseline", mode, freq_dir, detector, data_dir,
-                   *a.opts]
-            pending.append((cmd, f"frequency baseline ({MODE_NAMES[mode]})", freq_dir))
+                   *cache, *a.opts]
+            pending.append((cmd, f"frequency baseline ({MODE_NAMES[mode]})", freq_dir,
+                            (first[mode],) if mode in first else ()))
     if pending and not a.report_only:
         t0 = time.perf_counter()
         run_pool(pending, a.jobs, timings)

@@ -16,6 +16,8 @@ and ``OUT/curves.png`` (val mR@50 against iteration, a panel per protocol).
 The rule (docs/results.md, fixed before the runs): a protocol's schedule is the shortest length
 N of the ladder whose doubling raises Motifs's best val mR@50 by at most 0.5 point; Align-Motifs
 gets the same N. Finished runs (``model_final.pth`` present) are reused; unfinished ones resume.
+All runs share one detector cache on disk, ``OUT/detector_cache`` (MODEL.DETECTOR_CACHE_DIR), so
+the frozen detector's output for an image is computed once for the whole study.
 """
 from __future__ import annotations
 
@@ -137,6 +139,7 @@ def main(argv=None) -> int:
                          "CONFIG=configs/synthvg/detector_VGG16.yaml`) first, or pass --detector")
     os.makedirs(out, exist_ok=True)
     pending = []
+    cache = ["MODEL.DETECTOR_CACHE_DIR", os.path.join(out, "detector_cache")]
     # longest runs first, so that the slots end together
     for n in sorted(a.iters, reverse=True):
         for mode, variant, seed in [(m, v, s) for m in reversed(a.modes) for s in a.seeds for v in a.variants]:
@@ -144,7 +147,7 @@ def main(argv=None) -> int:
             if os.path.isfile(os.path.join(d, "model_final.pth")):
                 continue
             cmd = [sys.executable, "tools/relation_train_net.py", "--config-file",
-                   RELATION_CONFIG.format(mode=mode), "DATASETS.DATA_DIR", os.path.abspath(a.data_dir),
+                   RELATION_CONFIG.format(mode=mode), "DATASETS.DATA_DIR", os.path.abspath(a.data_dir), *cache,
                    *mode_switches(mode), *VARIANTS[variant][1], *schedule_opts(n, a.val_points),
                    "MODEL.PRETRAINED_DETECTOR_CKPT", detector, "OUTPUT_DIR", d, "SEED", str(seed),
                    *a.opts, "--skip-test"]

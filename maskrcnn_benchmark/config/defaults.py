@@ -25,6 +25,14 @@ _C.MODEL.CLS_AGNOSTIC_BBOX_REG = False
 # detections) in memory up to this many MB and reuse them every epoch (exact: keyed by the
 # detector's weights and the image; see modeling/detector/detector_cache.py). 0: off.
 _C.MODEL.DETECTOR_CACHE_MB = 0
+# With DETECTOR_CACHE_MB > 0: also keep those outputs on disk, shared between processes (the
+# runs of tools/demo.py and tools/schedule_study.py on one detector), in DETECTOR_CACHE_DIR/<hash
+# of the detector, its code and settings>/ (a relative folder is taken from the working
+# directory, as OUTPUT_DIR). DETECTOR_CACHE_MB also bounds each such folder's bytes (one limit:
+# the folder holds the entries one process would keep in memory); past it a process stops
+# writing. Files are written atomically, never rewritten, and only inside folders the cache
+# created: delete the folder to clear it. "": memory only.
+_C.MODEL.DETECTOR_CACHE_DIR = ""
 
 _C.MODEL.BACKBONE = CN()
 _C.MODEL.BACKBONE.CONV_BODY = "VGG-16"

@@ -65,3 +65,47 @@ def test_progress_from_training_log_else_from_an_evaluation_bar(tmp_path, load_t
     assert demo.job_progress(str(tmp_path)) == (9, 25)  # an evaluation-only job (frequency baseline)
     (tmp_path / "log.txt").write_text("iter 20/600  eta 0:08:09  loss 0.3\niter 40/600  eta 0:07:00\n")
     assert demo.job_progress(str(tmp_path)) == (40, 600)  # training: iterations, not eval bars
+
+
+def test_pool_starts_a_job_after_the_jobs_it_reads_from(tmp_path, load_tool, capsys):
+    """b reads what a writes: with a slot free, c (queued after b) goes first and b waits for a."""
+    demo = load_tool("demo")
+    a = _job(tmp_path, "a", "open({out!r}, 'w').write('x')")
+    b = (*_job(tmp_path, "b", "import os; open({out!r}, 'w').write(str(os.path.exists(%r)))"
+                % str(tmp_path / "a" / "done")), ("a",))
+    c = _job(tmp_path, "c", "open({out!r}, 'w').write('x')")
+    demo.run_pool([a, b, c], slots=2, timings={})
+    assert open(os.path.join(b[2], "done")).read() == "True"
+    started = [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("==> ")]
+    assert started == ["a", "c", "b"]
+    d = (*_job(tmp_path, "d", "open({out!r}, 'w').write('x')"), ("a",))
+    demo.run_pool([a, d], slots=2, timings={})  # nothing else to run: d does not wait (a slot never idles)
+    assert os.path.isfile(os.path.join(d[2], "done"))
+
+
+def test_demo_runs_share_a_detector_cache_filled_by_each_protocols_first_run(tmp_path, load_tool, monkeypatch):
+    demo = load_tool("demo")
+    queued = []
+    monkeypatch.setattr(demo, "run", lambda *a, **k: None)  # no data generation
+    monkeypatch.setattr(demo, "run_pool", lambda jobs, slots, timings: queued.extend(jobs))
+    monkeypatch.setattr(demo, "write_report", lambda *a, **k: "")
+    detector = tmp_path / "det.pth"
+    detector.write_bytes(b"")
+    out = tmp_path / "out"
+    ours, theirs = out / "detector_cache" / "0123456789abcdef", out / "detector_cache" / "mine"
+    ours.mkdir(parents=True)
+    (ours / demo.MARKER).write_text("signature: x\n")
+    theirs.mkdir()
+    demo.main(["--out", str(out), "--detector", str(detector), "--seeds", "2", "--ablation", "--force"])
+    assert not ours.exists() and theirs.is_dir()  # --force clears only the cache's own folders
+    cache = str(out / "detector_cache")
+    for cmd, what, _, _ in queued:
+        i = cmd.index("MODEL.DETECTOR_CACHE_DIR")
+        assert cmd[i + 1] == cache, what
+    whats = [job[1] for job in queued]
+    assert whats[:3] == ["Motifs SGDet seed 0", "Motifs SGCls seed 0", "Motifs PredCls seed 0"]
+    assert whats[-3:] == [f"frequency baseline ({m})" for m in ("SGDet", "SGCls", "PredCls")]
+    assert len(set(whats)) == len(whats) == 3 * 2 * 2 + 2 * 2 + 3
+    for _, what, _, after in queued[3:]:
+        mode = next(m for m in ("SGDet", "SGCls", "PredCls") if m in what)
+        assert after == (f"Motifs {mode} seed 0",), what

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
@@ -95,8 +96,10 @@ class SceneGraphModel(nn.Module):
         if cache is not None and targets is not None and (not self.training or cache.reuse_in_training):
             device = images.tensors.device
             cache.check_signature(self.detector, (
-                self.mode, str(device), images.tensors.dtype, next(self.detector.parameters()).dtype,
-                torch.is_autocast_enabled(device.type), torch.get_autocast_dtype(device.type)))
+                ("mode", self.mode), ("image dtype", images.tensors.dtype),
+                ("detector dtype", next(self.detector.parameters()).dtype),
+                ("autocast", torch.is_autocast_enabled(device.type)),
+                ("autocast dtype", torch.get_autocast_dtype(device.type))), device)
         else:
             cache = None
         d = self.size_divisibility
@@ -160,9 +163,14 @@ def build_scene_graph_model(cfg, statistics: Optional[Dict[str, Tensor]] = None)
 
 
 def build_detector_cache(cfg) -> Optional[DetectorCache]:
-    """MODEL.DETECTOR_CACHE_MB > 0: a :class:`DetectorCache` of that size. Training batches use
-    it only when a training image is the same every epoch (one INPUT.MIN_SIZE_TRAIN, no flip)."""
+    """MODEL.DETECTOR_CACHE_MB > 0: a :class:`DetectorCache` of that size, with a disk tier in
+    MODEL.DETECTOR_CACHE_DIR when set (a relative folder is taken from the working directory,
+    as OUTPUT_DIR is). Training batches use it only when a training image is the same every
+    epoch (one INPUT.MIN_SIZE_TRAIN, no flip)."""
     if cfg.MODEL.DETECTOR_CACHE_MB <= 0:
+        if cfg.MODEL.DETECTOR_CACHE_DIR:
+            logger.info("detector cache: off (MODEL.DETECTOR_CACHE_MB 0), MODEL.DETECTOR_CACHE_DIR %s unused",
+                        cfg.MODEL.DETECTOR_CACHE_DIR)
         return None
     sizes, flip = tuple(cfg.INPUT.MIN_SIZE_TRAIN), cfg.INPUT.HORIZONTAL_FLIP_PROB_TRAIN
     reuse = len(sizes) == 1 and flip == 0
@@ -170,4 +178,14 @@ def build_detector_cache(cfg) -> Optional[DetectorCache]:
         logger.info("detector cache: off for training batches (INPUT.MIN_SIZE_TRAIN %s, "
                     "HORIZONTAL_FLIP_PROB_TRAIN %s change images between epochs); on for evaluation",
                     sizes, flip)
-    return DetectorCache(int(cfg.MODEL.DETECTOR_CACHE_MB * 2**20), reuse_in_training=reuse)
+    cache_dir = None
+    if cfg.MODEL.DETECTOR_CACHE_DIR:
+        from maskrcnn_benchmark.config import ConfigError
+
+        cache_dir = os.path.abspath(cfg.MODEL.DETECTOR_CACHE_DIR)
+        if os.path.exists(cache_dir) and not os.path.isdir(cache_dir):
+            raise ConfigError(f"MODEL.DETECTOR_CACHE_DIR {cache_dir} exists and is not a folder: set "
+                              "MODEL.DETECTOR_CACHE_DIR to a folder (or \"\" for no disk cache)")
+        logger.info("detector cache: %.0f MB in memory, and on disk in %s (at most that much per detector)",
+                    cfg.MODEL.DETECTOR_CACHE_MB, cache_dir)
+    return DetectorCache(int(cfg.MODEL.DETECTOR_CACHE_MB * 2**20), reuse_in_training=reuse, cache_dir=cache_dir)
