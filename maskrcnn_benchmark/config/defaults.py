@@ -151,6 +151,10 @@ _C.DATASETS.VAL = ("VG_stanford_filtered_with_attribute_val",)
 _C.DATASETS.TEST = ("VG_stanford_filtered_with_attribute_test",)
 _C.DATASETS.NUM_VAL_IM = 5000  # val = the first N train images after the empty-relation filter
 _C.DATASETS.NUM_IM = -1  # cap on images per split (-1: all); for smoke tests
+# Not in SGB: train on this fraction of the train split (after NUM_VAL_IM carves out val; val and
+# test unchanged), a fixed seeded draw of images, nested across fractions and the same for every
+# SEED; the frequency statistics come from the same subset. For the data-sparsity study.
+_C.DATASETS.TRAIN_FRACTION = 1.0
 _C.DATASETS.FILTER_EMPTY_RELS = True
 _C.DATASETS.FILTER_DUPLICATE_RELS = True
 
