@@ -47,7 +47,7 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 
 from demo import ALIGN_ON, MODE_NAMES, RELATION_CONFIG, TEST_SET, VARIANTS, mode_switches, run_pool  # noqa: E402
 
-from maskrcnn_benchmark.config import load_config  # noqa: E402
+from maskrcnn_benchmark.config import ConfigError, load_config  # noqa: E402
 from maskrcnn_benchmark.engine.report import load_results  # noqa: E402
 
 STUDIES = ("sparsity", "schedule-length", "kl-reduction")
@@ -243,6 +243,12 @@ def main(argv=None) -> int:
     runs = Runs(out, os.path.abspath(a.detector), os.path.abspath(a.data_dir), a.opts)
     lists = {"fractions": a.fractions, "lengths": a.lengths, "modes": a.modes, "mask_reduction": a.mask_reduction}
     jobs = study_jobs(a.study, a.seeds, a.variants, **lists)
+    try:  # the overrides, checked once: a bad key is one line, not a failed run per job
+        for mode in sorted({j.mode for j in jobs}):
+            runs.config(mode)
+    except ConfigError as e:
+        print(f"alignment_study: {e}", file=sys.stderr)
+        return 2
     failed = ""
     if not a.report_only:
         if not os.path.isfile(runs.detector):

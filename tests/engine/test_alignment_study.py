@@ -134,9 +134,12 @@ def test_finished_runs_are_reused(study, tmp_path, monkeypatch):
     assert study.main(argv) == 0 and calls == []  # everything finished: nothing runs
 
 
-def test_missing_detector_is_one_line_exit_2(study, tmp_path, capsys):
+def test_user_errors_are_one_line_exit_2(study, tmp_path, capsys):
     assert study.main(["sparsity", "--out", str(tmp_path), "--detector", str(tmp_path / "none.pth")]) == 2
     assert "none.pth not found" in capsys.readouterr().err
+    assert study.main(["kl-reduction", "--out", str(tmp_path), "--jobs", "2", "MODEL.NO_SUCH_KEY", "1"]) == 2
+    assert capsys.readouterr().err.startswith("alignment_study: unknown config key MODEL.NO_SUCH_KEY")
+    assert not os.path.exists(tmp_path / "runs")  # nothing started
 
 
 def test_sparsity_report(study, tmp_path):
