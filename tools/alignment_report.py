@@ -97,6 +97,12 @@ def rule_choice(default: Dict[int, Record], alt: Dict[int, Record]) -> Tuple[Opt
     return diff > sd, f"mean best val mR@50 {np.mean(a):.1f} vs {np.mean(d):.1f}: {diff:+.1f} against one seed sd {sd:.1f}"
 
 
+def _header(title: str, command: str, jobs: Sequence[Job]) -> List[str]:
+    seeds = ", ".join(map(str, sorted({j.seed for j in jobs})))
+    return [f"# {title}", "", f"Command: `{command}`", "", f"Seeds reported (every seed with a run folder of this "
+            f"study, whichever invocation ran it): {seeds}.", ""]
+
+
 def _write(report_dir: str, name: str, lines: List[str]) -> str:
     text = "\n".join(lines) + "\n"
     with open(os.path.join(report_dir, f"{name}.md"), "w") as f:
@@ -121,7 +127,7 @@ def _save(plt, fig, path: str) -> None:
 def sparsity_report(runs: Runs, jobs: Sequence[Job], report_dir: str, command: str) -> str:
     rows = collect(runs, jobs, lambda j: (j.fraction, j.variant))
     fractions = sorted({j.fraction for j in jobs})
-    lines = ["# Sparsity: PredCls on a fraction of the SynthVG train split (issue 15)", "", f"Command: `{command}`", "",
+    lines = _header("Sparsity: PredCls on a fraction of the SynthVG train split (issue 15)", command, jobs) + [
              "DATASETS.TRAIN_FRACTION of the train split (val and test unchanged), the schedule scaled by the "
              "fraction (same epochs), best val mR@50 checkpoint tested. Mean ± sample sd over seeds (n); "
              "Δ: Align-Motifs minus Motifs on the same seed.", "",
@@ -169,8 +175,7 @@ def sparsity_report(runs: Runs, jobs: Sequence[Job], report_dir: str, command: s
 def schedule_length_report(runs: Runs, jobs: Sequence[Job], report_dir: str, command: str) -> str:
     rows = collect(runs, jobs, lambda j: (j.length, j.variant))
     lengths = sorted({j.length for j in jobs})
-    lines = ["# Schedule length: PredCls at multiples of the configured schedule (issue 15)", "",
-             f"Command: `{command}`", "",
+    lines = _header("Schedule length: PredCls at multiples of the configured schedule (issue 15)", command, jobs) + [
              "Cosine over the whole run, validation every 10%; test of the best val mR@50 checkpoint (the "
              "paper's rule) and of the final model. Mean ± sample sd over seeds (n); Δ: Align-Motifs minus "
              "Motifs on the same seed.", "",
@@ -215,7 +220,7 @@ def kl_reduction_report(runs: Runs, jobs: Sequence[Job], report_dir: str, comman
     rows = collect(runs, jobs, lambda j: (j.mode, *((j.variant,) if j.variant == "motifs" else
                                                   (j.variant, j.reduction, j.mask))))
     modes = sorted({j.mode for j in jobs}, key=lambda m: list(MODE_NAMES).index(m))
-    lines = ["# KL_REDUCTION and MASK of the alignment (issue 15)", "", f"Command: `{command}`", "", RULE, "",
+    lines = _header("KL_REDUCTION and MASK of the alignment (issue 15)", command, jobs) + [RULE, "",
              "Mean ± sample sd over seeds (n); Δ: the row minus Motifs on the same seed (test mR@50)."]
     reduction_wins = []
     for mode in modes:

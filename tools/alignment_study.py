@@ -258,15 +258,14 @@ def main(argv=None) -> int:
         for job in jobs:
             if runs.finished(job):
                 print(f"==> {runs.describe(job)}: reusing {os.path.relpath(runs.run_dir(job))}")
-        try:
-            pending = pending_training(runs, jobs)
-            if pending:
-                run_pool(pending, a.jobs, {})
-            finals = pending_final_tests(runs, jobs) if a.study == "schedule-length" else []
-            if finals:
-                run_pool(finals, a.jobs, {})
-        except SystemExit as e:  # run_pool: some runs failed; report the finished ones first
-            failed = str(e).replace("demo: ", "").replace("`make demo`", "the same command")
+        phases = [pending_training] + ([pending_final_tests] if a.study == "schedule-length" else [])
+        for phase in phases:  # the final-model tests of the runs that did finish, even if others failed
+            try:
+                todo = phase(runs, jobs)
+                if todo:
+                    run_pool(todo, a.jobs, {})
+            except SystemExit as e:  # run_pool: some runs failed; the finished ones are still reported
+                failed += str(e).replace("demo: ", "").replace("`make demo`", "the same command") + " "
     seeds = report_seeds(runs, a.study, a.seeds, **lists)
     report_dir = os.path.join(out, a.study.replace("-", "_"))
     os.makedirs(report_dir, exist_ok=True)
@@ -275,7 +274,7 @@ def main(argv=None) -> int:
     text = REPORTS[a.study](runs, study_jobs(a.study, seeds, list(VARIANTS), **lists), report_dir, command)
     print(text)
     if failed:
-        print(f"alignment_study: {failed}", file=sys.stderr)
+        print(f"alignment_study: {failed.strip()}", file=sys.stderr)
         return 1
     return 0
 

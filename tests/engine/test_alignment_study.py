@@ -157,6 +157,7 @@ def test_sparsity_report(study, tmp_path):
     assert "| 1 | +5.0 (s0), +3.0 (s1) | 4.0 ± 1.4 |" in text
     assert "| 0.5 | +2.5 (s0), +1.5 (s1) | 2.0 ± 0.7 |" in text
     assert "--report-only" in text.splitlines()[2]  # the exact command
+    assert "whichever invocation ran it): 0, 1, 2." in text  # --seeds 0 ran; 1 and 2 are found
     assert (tmp_path / "sparsity" / "sparsity.png").stat().st_size > 1000
 
 
