@@ -206,8 +206,6 @@ def test_kl_reduction_report_applies_the_val_rule(study, tmp_path, gain, expecte
 def test_end_to_end_on_tiny_synthvg_and_rerun_reuses(study, tiny, tiny_synthvg, tmp_path, monkeypatch):
     """The real commands (relation_train_net with a scaled schedule, relation_test_net on
     model_final.pth into final_model/) on the tiny set, then the same command again reuses them."""
-    import subprocess
-    import sys
     import torch
     from maskrcnn_benchmark.config import load_config
     from maskrcnn_benchmark.modeling.detector.detectors import build_detection_model
@@ -215,19 +213,17 @@ def test_end_to_end_on_tiny_synthvg_and_rerun_reuses(study, tiny, tiny_synthvg, 
     os.makedirs(det)
     cfg = load_config(os.path.join(study.ROOT, "configs/synthvg/detector_VGG16.yaml"), tiny.detector_opts(tiny_synthvg, det))
     torch.save({"model": build_detection_model(cfg).state_dict()}, os.path.join(det, "model_final.pth"))  # untrained
-    env = dict(os.environ, OMP_NUM_THREADS="1")
     opts = tiny.relation_opts(tiny_synthvg, "unused", "unused", max_iter=2)
     for key in ("OUTPUT_DIR", "MODEL.PRETRAINED_DETECTOR_CKPT", "MODEL.ROI_RELATION_HEAD.ALIGN.ENABLED"):
         del opts[opts.index(key):opts.index(key) + 2]  # the study sets these
     opts += ["SOLVER.SCHEDULE.UPDATE_PERIOD", "1", "MODEL.DETECTOR_CACHE_MB", "0"]
-    argv = [sys.executable, "tools/alignment_study.py", "schedule-length", "--out", str(tmp_path / "out"), "--detector",
-            os.path.join(det, "model_final.pth"), "--data-dir", tiny_synthvg, "--seeds", "0", "--lengths", "1",
-            "--variants", "motifs", "--jobs", "1", *opts]
-    first = subprocess.run(argv, cwd=study.ROOT, env=env, capture_output=True, text=True)
-    assert first.returncode == 0, first.stderr[-2000:]
+    argv = ["schedule-length", "--out", str(tmp_path / "out"), "--detector", os.path.join(det, "model_final.pth"),
+            "--data-dir", tiny_synthvg, "--seeds", "0", "--lengths", "1", "--variants", "motifs", "--jobs", "1", *opts]
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert study.main(argv) == 0  # in-process; the runs are child processes (run_pool)
     runs = study.Runs(str(tmp_path / "out"), os.path.join(det, "model_final.pth"), tiny_synthvg, opts)
     job = study.Job("motifs", "predcls", 0)
     assert runs.finished(job) and runs.final_tested(job)
-    assert "| 1x | 2 | Motifs | 1 | " in first.stdout
+    assert "| 1x | 2 | Motifs | 1 | " in (tmp_path / "out" / "schedule_length" / "schedule_length.md").read_text()
     monkeypatch.setattr(study, "run_pool", lambda *a: pytest.fail(f"reran finished runs: {a[0]}"))
-    assert study.main(argv[2:]) == 0
+    assert study.main(argv) == 0
