@@ -25,7 +25,8 @@ changes the base) by fraction x length, each rounded to the nearest integer (hal
 1; SOLVER.WARMUP_ITERS stays. Every run validates (best val mR@50 kept and tested: the paper's rule).
 
 Runs live in ``OUT/runs/<name>``, the name spelling out what defines the run (model, protocol,
-fraction, iterations, KL reduction and mask, a hash of the overrides, seed), so the studies share
+fraction, iterations, KL reduction and mask, a hash of the overrides and of a non-default data
+folder or detector, seed), so the studies share
 runs with the same settings (1x = fraction 1.0 = the kl-reduction batchmean row while batchmean is
 the default). A run holding its test results is reused; an unfinished one resumes from its last
 checkpoint; nothing is deleted. The reports cover every seed found under ``OUT/runs``, so a study
@@ -55,6 +56,7 @@ SCHEDULE_KEYS = ("SOLVER.MAX_ITER", "SOLVER.SCHEDULE.UPDATE_PERIOD", "SOLVER.VAL
 ALIGN_KEY = "MODEL.ROI_RELATION_HEAD.ALIGN."
 FINAL_DIR = "final_model"  # run_dir/final_model: the test of model_final.pth (schedule-length)
 SEARCH_SEEDS = range(10)  # seeds the reports look for under OUT/runs
+DEFAULT_DATA_DIR, DEFAULT_DETECTOR = "datasets", "demo_output/detector/model_final.pth"  # relative to ROOT
 
 
 class Job(NamedTuple):
@@ -111,6 +113,16 @@ class Runs:
                                               self.opts + mode_switches(mode))
         return self._configs[mode]
 
+    def identity(self) -> List[str]:
+        """What else defines every run: the overrides, and the data folder and detector where they
+        are not the defaults (another data set or detector never reuses these runs)."""
+        extra = []
+        if self.data_dir != os.path.join(ROOT, DEFAULT_DATA_DIR):
+            extra += ["--data-dir", self.data_dir]
+        if self.detector != os.path.join(ROOT, DEFAULT_DETECTOR):
+            extra += ["--detector", self.detector]
+        return self.opts + extra
+
     def resolve(self, job: Job) -> Job:
         """``job`` with the config's ALIGN.KL_REDUCTION / MASK filled in (Align-Motifs)."""
         if job.variant != "align":
@@ -131,8 +143,8 @@ class Runs:
         parts.append(f"it{self.schedule(job)['SOLVER.MAX_ITER']}")
         if job.variant == "align":
             parts += [job.reduction, job.mask]
-        if self.opts:
-            parts.append("o" + hashlib.sha1(shlex.join(self.opts).encode()).hexdigest()[:8])
+        if self.identity():
+            parts.append("o" + hashlib.sha1(shlex.join(self.identity()).encode()).hexdigest()[:8])
         return "_".join(parts + [f"seed{job.seed}"])
 
     def run_dir(self, job: Job) -> str:
@@ -205,8 +217,8 @@ def report_seeds(runs: Runs, study: str, asked: Sequence[int], **lists) -> List[
 def parse_args(argv=None) -> argparse.Namespace:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--out", default="alignment_output", help="runs in OUT/runs, reports in OUT/<study>")
-    common.add_argument("--detector", default="demo_output/detector/model_final.pth", help="the stage-1 checkpoint")
-    common.add_argument("--data-dir", default="datasets", help="DATASETS.DATA_DIR (SynthVG in DATA_DIR/synthvg)")
+    common.add_argument("--detector", default=DEFAULT_DETECTOR, help="the stage-1 checkpoint")
+    common.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="DATASETS.DATA_DIR (SynthVG in DATA_DIR/synthvg)")
     common.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     common.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
     common.add_argument("--jobs", type=int, default=2, help="runs at once (one core each)")

@@ -18,6 +18,13 @@ def study(load_tool):
     return load_tool("alignment_study")
 
 
+def default_runs(study, out, opts=BASE, root=None):
+    """Runs with the default detector and data folder, resolved as main resolves them (from the
+    current directory), or under ``root``: then only ``opts`` enter the names' hash."""
+    where = (lambda p: os.path.join(root, p)) if root else os.path.abspath
+    return study.Runs(str(out), where(study.DEFAULT_DETECTOR), where(study.DEFAULT_DATA_DIR), opts)
+
+
 def fake_run(folder, mr50, r50=0.6, val=(), images=None, final=None):
     """A finished run: test results, val mR@50 points (step, fraction) and the log's statistics line."""
     for sub, metrics in (("", {"mR@20": mr50 - 0.05, "mR@50": mr50, "mR@100": mr50 + 0.05, "R@50": r50}),
@@ -59,7 +66,8 @@ def test_scale_rounds_half_up_and_keeps_one(study):
 
 
 def test_job_lists_names_and_scaled_schedules(study, tmp_path):
-    runs = study.Runs(str(tmp_path), "/det.pth", "/data", BASE)
+    runs = default_runs(study, tmp_path, root=study.ROOT)
+    det = os.path.join(study.ROOT, study.DEFAULT_DETECTOR)
     sparsity = study.study_jobs("sparsity", [0, 1], ["motifs", "align"], fractions=[0.25, 0.5, 1.0])
     assert len(sparsity) == 12 and sparsity[0].fraction == 1.0 and sparsity[-1].fraction == 0.25  # longest first
     quarter = study.Job("align", "predcls", 1, fraction=0.25)
@@ -72,7 +80,7 @@ def test_job_lists_names_and_scaled_schedules(study, tmp_path):
     assert pairs["SOLVER.MAX_ITER"] == "750" and pairs["DATASETS.TRAIN_FRACTION"] == "0.25"
     assert pairs["MODEL.ROI_RELATION_HEAD.ALIGN.ENABLED"] == "True" and pairs["SOLVER.SELECT_BEST_VAL"] == "True"
     assert pairs["MODEL.ROI_RELATION_HEAD.ALIGN.KL_REDUCTION"] == "batchmean" and pairs["SEED"] == "1"
-    assert pairs["OUTPUT_DIR"] == runs.run_dir(quarter) and pairs["MODEL.PRETRAINED_DETECTOR_CKPT"] == "/det.pth"
+    assert pairs["OUTPUT_DIR"] == runs.run_dir(quarter) and pairs["MODEL.PRETRAINED_DETECTOR_CKPT"] == det
     assert cmd.count("SOLVER.MAX_ITER") == 2  # the overrides' base, then the scaled value (the last one wins)
 
     lengths = study.study_jobs("schedule-length", [0], ["motifs", "align"], lengths=[1, 2, 3])
@@ -96,14 +104,17 @@ def test_job_lists_names_and_scaled_schedules(study, tmp_path):
     assert {f"align_predcls_it3000_batchmean_row_{TAG}_seed0", f"motifs_predcls_it3000_{TAG}_seed0"} <= \
         names["sp"] & names["len"] & names["kl"]
     # other overrides, other runs
-    other = study.Runs(str(tmp_path), "/det.pth", "/data", BASE + ["SOLVER.BASE_LR", "0.02"])
+    other = default_runs(study, tmp_path, BASE + ["SOLVER.BASE_LR", "0.02"], root=study.ROOT)
     assert other.name(quarter) != runs.name(quarter)
+    # another data folder or detector: other runs too
+    assert study.Runs(str(tmp_path), det, "/elsewhere", BASE).name(quarter) != runs.name(quarter)
+    assert study.Runs(str(tmp_path), "/other.pth", runs.data_dir, BASE).name(quarter) != runs.name(quarter)
 
 
 def test_no_override_names_follow_the_config(study, tmp_path):
     from maskrcnn_benchmark.config import load_config
     base = load_config(os.path.join(study.ROOT, "configs/synthvg/motifs_predcls.yaml")).SOLVER.MAX_ITER
-    runs = study.Runs(str(tmp_path), "/d", "/x")
+    runs = default_runs(study, tmp_path, opts=[], root=study.ROOT)
     assert runs.name(study.Job("motifs", "predcls", 2, length=2)) == f"motifs_predcls_it{2 * base}_seed2"
 
 
@@ -143,7 +154,7 @@ def test_user_errors_are_one_line_exit_2(study, tmp_path, capsys):
 
 
 def test_sparsity_report(study, tmp_path):
-    runs = study.Runs(str(tmp_path), "/d", "/x", BASE)
+    runs = default_runs(study, tmp_path)
     for seed, (m, a) in enumerate([(0.40, 0.45), (0.50, 0.53)]):
         for frac, images in ((0.5, 1338), (1.0, 2675)):
             fake_run(runs.run_dir(study.Job("motifs", "predcls", seed, fraction=frac)), m * frac + 0.1, images=images)
@@ -162,7 +173,7 @@ def test_sparsity_report(study, tmp_path):
 
 
 def test_schedule_length_report(study, tmp_path):
-    runs = study.Runs(str(tmp_path), "/d", "/x", BASE)
+    runs = default_runs(study, tmp_path)
     for seed in (0, 1):
         for k in (1, 2):
             n = 3000 * k
@@ -182,7 +193,7 @@ def test_schedule_length_report(study, tmp_path):
 
 @pytest.mark.parametrize("gain, expected", [(3.0, "mean"), (0.5, "batchmean (kept)")])
 def test_kl_reduction_report_applies_the_val_rule(study, tmp_path, gain, expected):
-    runs = study.Runs(str(tmp_path), "/d", "/x", BASE)
+    runs = default_runs(study, tmp_path)
     for mode in ("predcls", "sgcls"):
         for seed, v in enumerate((0.60, 0.61, 0.62)):  # batchmean best val: 60, 61, 62 (sd 1.0)
             fake_run(runs.run_dir(study.Job("motifs", mode, seed)), 0.50, val=[(300, 0.55)])
