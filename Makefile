@@ -144,6 +144,30 @@ CURVES_MODES ?= predcls sgcls sgdet
 curves: install
 	$(PY) tools/schedule_study.py --out curves_output --modes $(CURVES_MODES) --iters $(CURVES_ITERS) --jobs 2 $(CURVES_ARGS)
 
+# Issue 15, does the alignment help? (tools/alignment_study.py; rules and protocols in
+# docs/results.md, "Alignment study (issue 15)"). PredCls/SGCls on SynthVG, one detector (DETECTOR,
+# default the demo's), runs in $(ALIGN_OUT)/runs (shared: a run one study finished is reused by
+# the others), each study's tables and pictures in $(ALIGN_OUT)/<study>/ with the exact command.
+# Resumable: finished runs are reused, unfinished ones resume. Two runs at a time, one core each.
+# Split a study into pieces with STUDY_SEEDS (e.g. STUDY_SEEDS=0, then 1, then 2: each report
+# covers every seed already run) and ALIGN_STUDY_ARGS (--fractions / --lengths / --modes /
+# --variants); OPTS="KEY VALUE ..." goes to every run (e.g. the fixed schedule's SOLVER.MAX_ITER).
+# Times on this 2-core machine, estimated from docs/results.md (a 3000-iteration PredCls run with
+# its 10 validations and test ~18 min on one core, Align-Motifs ~15% and SGCls ~10% more):
+#   make sparsity           ~2 h (3 seeds; ~40 min per seed, ~20 min with schedule-length's 1x runs done)
+#   make schedule-length    ~5 h (3 seeds; ~1 h 40 min per seed: 1x 18, 2x 31, 3x 44 min per model)
+#   make kl-reduction       ~3 h 45 min (3 seeds; ~75 min per seed, ~55 with the PredCls Motifs and
+#                           batchmean runs done; STUDY_SEEDS=0 ALIGN_STUDY_ARGS="--modes sgcls" ~45 min)
+#   make schedule-length STUDY_SEEDS=0      (one piece, under 2 hours)
+.PHONY: sparsity schedule-length kl-reduction
+STUDY_SEEDS ?= 0 1 2
+ALIGN_OUT ?= alignment_output
+ALIGN_STUDY_ARGS ?=
+DETECTOR ?= demo_output/detector/model_final.pth
+sparsity schedule-length kl-reduction: install
+	$(PY) tools/alignment_study.py $@ --out $(ALIGN_OUT) --detector $(DETECTOR) --seeds $(STUDY_SEEDS) \
+	  $(ALIGN_STUDY_ARGS) --jobs 2 $(OPTS)
+
 # The paper's protocol on SynthVG: Motifs and Align-Motifs with SEEDS seeds each (mean ± std) in
 # PredCls / SGCls / SGDet on one detector (the demo's when it exists), plus the Table 3
 # ablation (SA vs SSA, tied vs untied head) in PredCls -> reproduce_output/results.md.

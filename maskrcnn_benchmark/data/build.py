@@ -59,7 +59,8 @@ def build_dataset(cfg, split: str, is_train: bool | None = None) -> VGDataset:
         filter_empty_rels=cfg.DATASETS.FILTER_EMPTY_RELS, num_im=cfg.DATASETS.NUM_IM,
         num_val_im=cfg.DATASETS.NUM_VAL_IM,
         filter_duplicate_rels=cfg.DATASETS.FILTER_DUPLICATE_RELS,
-        filter_non_overlap=is_sgdet(cfg) and cfg.MODEL.ROI_RELATION_HEAD.REQUIRE_BOX_OVERLAP)
+        filter_non_overlap=is_sgdet(cfg) and cfg.MODEL.ROI_RELATION_HEAD.REQUIRE_BOX_OVERLAP,
+        train_fraction=cfg.DATASETS.TRAIN_FRACTION)
 
 
 def _per_rank(total: int, key: str, world: int, even: bool = True) -> int:

@@ -67,7 +67,7 @@ def compute_statistics(dataset: VGDataset, must_overlap: bool = True) -> dict:
 def statistics_cache_key(args: dict, cfg) -> str:
     """Hash of the dataset files (absolute name, size, mtime) and the split/filter settings."""
     parts = {"version": _CACHE_VERSION, "num_im": cfg.DATASETS.NUM_IM,
-             "num_val_im": cfg.DATASETS.NUM_VAL_IM,
+             "num_val_im": cfg.DATASETS.NUM_VAL_IM, "train_fraction": cfg.DATASETS.TRAIN_FRACTION,
              "filter_empty_rels": cfg.DATASETS.FILTER_EMPTY_RELS, "must_overlap": True}
     for k in ("roidb_file", "dict_file", "image_file"):
         path = os.path.abspath(args[k])
@@ -95,7 +95,8 @@ def get_dataset_statistics(cfg) -> dict:
                         dict_file=args["dict_file"], image_file=args["image_file"],
                         filter_empty_rels=cfg.DATASETS.FILTER_EMPTY_RELS,
                         num_im=cfg.DATASETS.NUM_IM, num_val_im=cfg.DATASETS.NUM_VAL_IM,
-                        filter_duplicate_rels=False, filter_non_overlap=False)
+                        filter_duplicate_rels=False, filter_non_overlap=False,
+                        train_fraction=cfg.DATASETS.TRAIN_FRACTION)
     logger.info("computing frequency statistics of %d training images of %s", len(dataset), name)
     stats = compute_statistics(dataset)
     os.makedirs(cfg.OUTPUT_DIR, exist_ok=True)

@@ -201,3 +201,32 @@ def test_16_bit_grayscale_image_is_scaled_not_clipped(vg_files, vg_image):
     assert img.shape == (3, 48, 64)
     for channel in img:
         torch.testing.assert_close(channel * 255, expected, atol=1e-3, rtol=0)
+
+
+def test_train_fraction_subsets_train_only_nested_and_seed_free(vg_files, vg_image):
+    """DATASETS.TRAIN_FRACTION: val and test stay as they are, train keeps round(f * n) images of a
+    fixed draw (the same for every SEED: no global generator is read), nested across fractions."""
+    from maskrcnn_benchmark.data.datasets.visual_genome import train_subset
+    images = [vg_image(100 + i) for i in range(23)] + [vg_image(200 + i, split=2) for i in range(3)]
+    files = vg_files(images)
+    val, test = ids(VGDataset("val", num_val_im=3, **files)), ids(VGDataset("test", num_val_im=3, **files))
+    full = ids(VGDataset("train", num_val_im=3, **files))
+    assert len(full) == 20 and full == sorted(full)
+    subsets = {}
+    for f in (0.25, 0.5, 1.0):
+        torch.manual_seed(int(f * 100))  # the global generators do not choose the images
+        np.random.seed(int(f * 100))
+        subsets[f] = ids(VGDataset("train", num_val_im=3, train_fraction=f, **files))
+        assert ids(VGDataset("val", num_val_im=3, train_fraction=f, **files)) == val
+        assert ids(VGDataset("test", num_val_im=3, train_fraction=f, **files)) == test
+    assert [len(subsets[f]) for f in (0.25, 0.5, 1.0)] == [5, 10, 20]
+    assert subsets[1.0] == full
+    assert set(subsets[0.25]) < set(subsets[0.5]) < set(full)
+    assert subsets[0.5] == sorted(subsets[0.5]) and not set(subsets[0.5]) & set(val)
+    assert subsets[0.5] != full[:10]  # a draw, not the first images
+    assert ids(VGDataset("train", num_val_im=3, train_fraction=0.5, **files)) == subsets[0.5]
+    # rounding: half up, at least one image
+    assert len(train_subset(np.arange(10), 0.25)) == 3 and len(train_subset(np.arange(10), 0.01)) == 1
+    for bad in (0.0, -0.5, 1.5):
+        with pytest.raises(ValueError, match=r"DATASETS.TRAIN_FRACTION must be in \(0, 1\]"):
+            VGDataset("train", num_val_im=3, train_fraction=bad, **files)

@@ -104,3 +104,29 @@ def test_broken_cache_is_recomputed(vg_files, vg_image, tmp_path):
 def test_overlapping_pairs(must_overlap, expected):
     boxes = np.array([[0, 0, 10, 10], [5, 5, 20, 20], [20, 0, 30, 10]])
     assert stats_module.overlapping_pairs(boxes, must_overlap).tolist() == expected
+
+
+def test_statistics_of_the_train_fraction_and_its_cache_key(vg_files, vg_image, tmp_path):
+    """The prior counts exactly the images a TRAIN_FRACTION run trains on, and its cache is keyed
+    on the fraction (a 50% cache is never served to a 100% run, nor the reverse)."""
+    from maskrcnn_benchmark.data.build import build_dataset
+    images = [vg_image(9, labels=(HAT, HAT), rels=((0, 1, HAS),))]  # val
+    images += [vg_image(10 + i, labels=(CAT, DOG), rels=((0, 1, 1 + i % 3),)) for i in range(8)]
+    files = vg_files(images, folder="synthvg")
+    root = os.path.dirname(os.path.dirname(files["roidb_file"]))
+    out = str(tmp_path / "out")
+
+    def cfg(fraction):
+        return load_config(None, ["DATASETS.DATA_DIR", root, "DATASETS.TRAIN", "('synthvg_train',)",
+                                  "DATASETS.NUM_VAL_IM", "1", "DATASETS.TRAIN_FRACTION", str(fraction),
+                                  "OUTPUT_DIR", out])
+    for fraction in (0.5, 1.0, 0.5):  # the second 0.5 comes from its cache
+        stats = get_dataset_statistics(cfg(fraction))
+        trained = build_dataset(cfg(fraction), "train")
+        assert len(trained) == (4 if fraction == 0.5 else 8)
+        expected = np.zeros(4, np.int64)
+        for i in range(len(trained)):
+            expected[trained.raw_annotations(i)[2][:, 2]] += 1
+        assert stats["fg_matrix"][CAT, DOG, 1:].tolist() == expected[1:].tolist()
+        assert stats["fg_matrix"][HAT, HAT, HAS] == 0  # the val image is never counted
+    assert len([f for f in os.listdir(out) if f.endswith(".cache")]) == 2

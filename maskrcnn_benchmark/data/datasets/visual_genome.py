@@ -21,6 +21,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.functional import to_tensor
 
+from ...config.loader import ConfigError
 from ..errors import DatasetError
 from ..image import to_rgb
 
@@ -33,6 +34,25 @@ H5_KEYS = ("split", "img_to_first_box", "img_to_last_box", "img_to_first_rel",
 _SPLIT_FLAG = {"train": 0, "val": 0, "test": 2}
 _FIX = ("put SGB's VG150 files there (datasets/vg/README.md) or regenerate SynthVG with "
         "`make data`")
+
+
+# The fixed seed of DATASETS.TRAIN_FRACTION's draw: not cfg.SEED, so that every seed of a study
+# trains on the same images.
+TRAIN_SUBSET_SEED = 1234
+
+
+def train_subset(index: np.ndarray, fraction: float) -> np.ndarray:
+    """The first ``round(fraction * len(index))`` (half up, at least one) entries of a fixed random
+    permutation of ``index``, in their original order. The permutation depends only on
+    ``len(index)``, so the subsets of one split are nested (25% inside 50%) and the same for
+    every SEED."""
+    if not 0.0 < fraction <= 1.0:
+        raise ConfigError(f"DATASETS.TRAIN_FRACTION must be in (0, 1], got {fraction}")
+    if fraction == 1.0 or len(index) == 0:
+        return index
+    keep = max(1, int(np.floor(fraction * len(index) + 0.5)))
+    order = np.random.RandomState(TRAIN_SUBSET_SEED).permutation(len(index))
+    return index[np.sort(order[:keep])]
 
 
 def _ranges(starts: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -139,7 +159,9 @@ class VGDataset(torch.utils.data.Dataset):
     ``test`` = h5 split 2; ``val`` = the first ``num_val_im`` train images left after the
     empty-relation filter, ``train`` = the rest. ``filter_duplicate_rels`` (one random predicate
     per pair, redrawn at each access) and ``filter_non_overlap`` (drop relations whose boxes do
-    not intersect, then images left without relations) apply to ``train`` only.
+    not intersect, then images left without relations) apply to ``train`` only, and so does
+    ``train_fraction`` (DATASETS.TRAIN_FRACTION: a fixed subset of the train images, see
+    :func:`train_subset`; applied before those two filters).
     ``check_images`` stats every image file of the split at construction; otherwise a missing
     image is reported when it is first read.
     """
@@ -148,7 +170,7 @@ class VGDataset(torch.utils.data.Dataset):
                  image_file: str, transforms: Optional[Callable] = None,
                  filter_empty_rels: bool = True, num_im: int = -1, num_val_im: int = 5000,
                  filter_duplicate_rels: bool = True, filter_non_overlap: bool = False,
-                 check_images: bool = False):
+                 check_images: bool = False, train_fraction: float = 1.0):
         if split not in _SPLIT_FLAG:
             raise ValueError(f"split must be one of {sorted(_SPLIT_FLAG)}, got {split!r}")
         self.split = split
@@ -181,6 +203,8 @@ class VGDataset(torch.utils.data.Dataset):
             index = index[:num_val_im]
         elif num_val_im > 0 and split == "train":
             index = index[num_val_im:]
+        if split == "train":  # after the val split is carved out: val and test never change
+            index = train_subset(index, train_fraction)
 
         self._labels = np.asarray(h5["labels"]).reshape(-1).astype(np.int64)
         self._boxes = decode_boxes(np.asarray(h5["boxes_1024"]).reshape(-1, 4))

@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from maskrcnn_benchmark.config import get_cfg
+from maskrcnn_benchmark.config import ConfigError, get_cfg
 from maskrcnn_benchmark.modeling.roi_heads.relation_head.alignment import RelationAlignment, random_mask
 
 
@@ -141,6 +141,11 @@ def test_from_config_and_bad_values():
         make(head="shared")
     with pytest.raises(ValueError, match="MASK_PROB"):
         make(mask_prob=1.5)
+    assert a.kl_reduction == "batchmean"  # today's behaviour stays the default
+    cfg.MODEL.ROI_RELATION_HEAD.ALIGN.KL_REDUCTION = "mean"
+    assert RelationAlignment.from_config(cfg, pair_dim=10, union_dim=6, num_classes=4).kl_reduction == "mean"
+    with pytest.raises(ConfigError, match=r"ALIGN.KL_REDUCTION must be one of \('batchmean', 'mean'\), got 'sum'"):
+        make(kl_reduction="sum")
 
 
 class HandPredictor(nn.Module):
@@ -172,10 +177,12 @@ def _kl(p_rows, q_rows):
     return sum(sum(p * math.log(p / q) for p, q in zip(pr, qr)) for pr, qr in zip(p_rows, q_rows)) / len(p_rows)
 
 
+@pytest.mark.parametrize("reduction", ["batchmean", "mean"])
 @pytest.mark.parametrize("direction", ["target_original", "reverse"])
-def test_hand_worked_masking_and_kl(direction, monkeypatch):
+def test_hand_worked_masking_and_kl(direction, reduction, monkeypatch):
     """A fixed mask zeroes edge row 1 and union row 0; the mirror sees exactly that (other rows
-    untouched), its logits follow by hand, and the loss is lambda x the KL of the chosen direction."""
+    untouched), its logits follow by hand, and the loss is lambda x the KL of the chosen direction,
+    averaged over the pairs ("batchmean") and also divided by the P = 3 classes ("mean")."""
     import maskrcnn_benchmark.modeling.roi_heads.relation_head.alignment as alignment_module
     calls = []
 
@@ -189,7 +196,7 @@ def test_hand_worked_masking_and_kl(direction, monkeypatch):
     pairs = torch.tensor([[0, 1], [2, 0]])
     target = torch.tensor([[0., 1., 0.], [2., 0., 0.]])
     align = RelationAlignment(pair_dim=4, union_dim=2, num_classes=3, mask_prob=0.1, loss_weight=10.0,
-                              head="tied", kl_direction=direction)
+                              head="tied", kl_direction=direction, kl_reduction=reduction)
     predictor = HandPredictor()
     loss = align(predictor, inputs={"edge_input": edge, "union": union}, context=pairs,
                  target_logits=target)["loss_align"]
@@ -201,5 +208,26 @@ def test_hand_worked_masking_and_kl(direction, monkeypatch):
     mirror = [[0.3, 0.1, 0.0], [1.4, 0.3, -0.1]]
     p, q = [_softmax(r) for r in target.tolist()], [_softmax(r) for r in mirror]
     kl = _kl(p, q) if direction == "target_original" else _kl(q, p)
-    assert loss.item() == pytest.approx(10.0 * kl, rel=1e-5)
+    assert loss.item() == pytest.approx(10.0 * kl / (3 if reduction == "mean" else 1), rel=1e-5)
     assert kl > 0.05  # a case where the masks and the direction matter
+
+
+@pytest.mark.parametrize("direction", ["target_original", "reverse"])
+def test_mean_reduction_is_batchmean_over_num_classes(direction):
+    """The same draw (same seed) under both reductions: the losses differ by exactly P, and so do
+    their gradients (mean = an effective lambda of lambda / P)."""
+    num_classes, losses, grads = 7, {}, {}
+    for reduction in ("batchmean", "mean"):
+        torch.manual_seed(0)
+        align = RelationAlignment(pair_dim=10, union_dim=6, num_classes=num_classes, kl_direction=direction,
+                                  kl_reduction=reduction)
+        model = ToyPredictor(align, num_classes=num_classes).train()
+        torch.manual_seed(1)
+        raw, union, pairs, labels = toy_batch()
+        labels = labels % num_classes
+        loss = model(raw, union, pairs, labels)["loss_align"]
+        loss.backward()
+        losses[reduction], grads[reduction] = loss.item(), model.message.weight.grad.clone()
+    assert losses["batchmean"] > 0.01
+    assert losses["batchmean"] / losses["mean"] == pytest.approx(num_classes, rel=1e-5)
+    assert torch.allclose(grads["batchmean"], num_classes * grads["mean"], rtol=1e-4, atol=1e-7)

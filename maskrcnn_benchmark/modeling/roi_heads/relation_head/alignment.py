@@ -32,12 +32,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-__all__ = ["ALIGNMENT_STATE_PREFIX", "AlignablePredictor", "RelationAlignment", "dropout_disabled",
+from ....config.loader import ConfigError
+
+__all__ = ["ALIGNMENT_STATE_PREFIX", "KL_REDUCTIONS", "AlignablePredictor", "RelationAlignment", "dropout_disabled",
            "inference_config", "random_attention_mask", "random_mask"]
 
 # Where the untied head's weights sit in a scene-graph model's state dict: the inference model
 # (built by ``inference_config``) has no such keys, so loaders skip them.
 ALIGNMENT_STATE_PREFIX = "relation_head.predictor.alignment."
+KL_REDUCTIONS = ("batchmean", "mean")  # MODEL.ROI_RELATION_HEAD.ALIGN.KL_REDUCTION
 
 
 class AlignablePredictor(Protocol):
@@ -114,6 +117,9 @@ class RelationAlignment(nn.Module):
         mask: "row" (whole vectors) or "element" (each scalar).
         kl_direction: "target_original" = KL(P_original || P_mirror) with the original fixed,
             i.e. ``F.kl_div(log P_mirror, P_original)``; "reverse" = KL(P_mirror || P_original).
+        kl_reduction: "batchmean" = the KL of each pair (summed over the P predicate classes),
+            averaged over pairs; "mean" (``nn.KLDivLoss``'s default) also divides by P, i.e. an
+            effective loss_weight of lambda / P. The paper gives lambda but not the reduction.
         hidden_dim: width of the MLP's two hidden layers.
         dropout_free: the paper's SGTR recipe: the predictor runs the mirror without dropout and
             takes the alignment target from a dropout-free pass of its original branch
@@ -123,20 +129,22 @@ class RelationAlignment(nn.Module):
 
     def __init__(self, *, pair_dim: int, union_dim: int, num_classes: int, mask_prob: float = 0.1,
                  loss_weight: float = 10.0, loss: str = "kl", head: str = "untied_mlp",
-                 mask: str = "row", kl_direction: str = "target_original", hidden_dim: int = 1024,
-                 dropout_free: bool = False):
+                 mask: str = "row", kl_direction: str = "target_original",
+                 kl_reduction: str = "batchmean", hidden_dim: int = 1024, dropout_free: bool = False):
         super().__init__()
         choices = {"loss": (loss, ("kl", "ce")), "head": (head, ("untied_mlp", "tied")),
                    "mask": (mask, ("row", "element")),
-                   "kl_direction": (kl_direction, ("target_original", "reverse"))}
+                   "kl_direction": (kl_direction, ("target_original", "reverse")),
+                   "kl_reduction": (kl_reduction, KL_REDUCTIONS)}
         for name, (value, allowed) in choices.items():
             if value not in allowed:
-                raise ValueError(f"MODEL.ROI_RELATION_HEAD.ALIGN.{name.upper()} must be one of "
+                raise ConfigError(f"MODEL.ROI_RELATION_HEAD.ALIGN.{name.upper()} must be one of "
                                  f"{allowed}, got {value!r}")
         if not 0.0 <= mask_prob < 1.0:
-            raise ValueError(f"MODEL.ROI_RELATION_HEAD.ALIGN.MASK_PROB must be in [0, 1), got {mask_prob}")
+            raise ConfigError(f"MODEL.ROI_RELATION_HEAD.ALIGN.MASK_PROB must be in [0, 1), got {mask_prob}")
         self.mask_prob, self.loss_weight = mask_prob, loss_weight
         self.loss, self.head, self.mask, self.kl_direction = loss, head, mask, kl_direction
+        self.kl_reduction = kl_reduction
         self.dropout_free = dropout_free
         self.mlp = None
         if head == "untied_mlp":
@@ -150,7 +158,7 @@ class RelationAlignment(nn.Module):
         a = cfg.MODEL.ROI_RELATION_HEAD.ALIGN
         return cls(pair_dim=pair_dim, union_dim=union_dim, num_classes=num_classes,
                    mask_prob=a.MASK_PROB, loss_weight=a.LOSS_WEIGHT, loss=a.LOSS, head=a.HEAD,
-                   mask=a.MASK, kl_direction=a.KL_DIRECTION,
+                   mask=a.MASK, kl_direction=a.KL_DIRECTION, kl_reduction=a.KL_REDUCTION,
                    hidden_dim=a.MLP_HIDDEN_DIM or pair_dim, dropout_free=a.DROPOUT_FREE)
 
     def mirror_logits(self, predictor: AlignablePredictor, inputs: Dict[str, Tensor],
@@ -176,12 +184,16 @@ class RelationAlignment(nn.Module):
             if labels is None:
                 raise ValueError("ALIGN.LOSS='ce' needs the sampled relation labels")
             loss = F.nll_loss(log_p_mirror, labels.long())
-        elif self.kl_direction == "target_original":
-            p_original = F.softmax(target_logits.detach().float(), dim=-1)
-            loss = F.kl_div(log_p_mirror, p_original, reduction="batchmean")
         else:
-            log_p_original = F.log_softmax(target_logits.detach().float(), dim=-1)
-            loss = (log_p_mirror.exp() * (log_p_mirror - log_p_original)).sum(-1).mean()
+            if self.kl_direction == "target_original":
+                p_original = F.softmax(target_logits.detach().float(), dim=-1)
+                per_pair = F.kl_div(log_p_mirror, p_original, reduction="none").sum(-1)
+            else:
+                log_p_original = F.log_softmax(target_logits.detach().float(), dim=-1)
+                per_pair = (log_p_mirror.exp() * (log_p_mirror - log_p_original)).sum(-1)
+            loss = per_pair.mean()
+            if self.kl_reduction == "mean":
+                loss = loss / logits.shape[-1]
         return {"loss_align": self.loss_weight * loss}
 
 

@@ -1,0 +1,240 @@
+"""tools/alignment_study.py: arguments, job lists and scaled schedules, reuse of finished runs, and
+the three reports on run folders written here (results.json, TensorBoard val points, log.txt)."""
+import hashlib
+import json
+import os
+import shlex
+
+import pytest
+
+# A pinned base schedule, so that the expected names do not follow the shipped configs
+BASE = ["SOLVER.MAX_ITER", "3000", "SOLVER.SCHEDULE.UPDATE_PERIOD", "30", "SOLVER.VAL_PERIOD", "300",
+        "SOLVER.CHECKPOINT_PERIOD", "300"]
+TAG = "o" + hashlib.sha1(shlex.join(BASE).encode()).hexdigest()[:8]
+
+
+@pytest.fixture(scope="module")
+def study(load_tool):
+    return load_tool("alignment_study")
+
+
+def default_runs(study, out, opts=BASE, root=None):
+    """Runs with the default detector and data folder, resolved as main resolves them (from the
+    current directory), or under ``root``: then only ``opts`` enter the names' hash."""
+    where = (lambda p: os.path.join(root, p)) if root else os.path.abspath
+    return study.Runs(str(out), where(study.DEFAULT_DETECTOR), where(study.DEFAULT_DATA_DIR), opts)
+
+
+def fake_run(folder, mr50, r50=0.6, val=(), images=None, final=None):
+    """A finished run: test results, val mR@50 points (step, fraction) and the log's statistics line."""
+    for sub, metrics in (("", {"mR@20": mr50 - 0.05, "mR@50": mr50, "mR@100": mr50 + 0.05, "R@50": r50}),
+                         ("final_model", final)):
+        if metrics is None:
+            continue
+        path = os.path.join(folder, sub, "inference", "synthvg_test")
+        os.makedirs(path, exist_ok=True)
+        with open(os.path.join(path, "results.json"), "w") as f:
+            json.dump({"metrics": metrics}, f)
+    if val:
+        from torch.utils.tensorboard import SummaryWriter
+        w = SummaryWriter(os.path.join(folder, "tensorboard"))
+        for step, v in val:
+            w.add_scalar("val/mR@50", v, step)
+        w.close()
+    if images is not None:
+        with open(os.path.join(folder, "log.txt"), "w") as f:
+            f.write(f"INFO computing frequency statistics of {images} training images of synthvg_train\n")
+
+
+def test_arguments(study):
+    a = study.parse_args(["sparsity", "--seeds", "0", "1", "--fractions", "0.5", "--jobs", "2", "SOLVER.BASE_LR", "0.02"])
+    assert (a.study, a.seeds, a.fractions, a.jobs, a.opts) == ("sparsity", [0, 1], [0.5], 2, ["SOLVER.BASE_LR", "0.02"])
+    a = study.parse_args(["kl-reduction"])
+    assert a.seeds == [0, 1, 2] and a.modes == ["predcls", "sgcls"] and a.mask_reduction == "batchmean"
+    assert a.detector == "demo_output/detector/model_final.pth" and a.opts == []
+    assert study.parse_args(["schedule-length", "--lengths", "1", "3"]).lengths == [1, 3]
+    for bad in (["sparsity", "--fractions", "1.5"], ["schedule-length", "--lengths", "0"],
+                ["sparsity", "--lengths", "2"], ["nonsense"]):
+        with pytest.raises(SystemExit) as e:
+            study.parse_args(bad)
+        assert e.value.code == 2
+
+
+def test_scale_rounds_half_up_and_keeps_one(study):
+    assert [study.scale(30, f) for f in (0.25, 0.5, 1.0)] == [8, 15, 30]  # 7.5 -> 8
+    assert study.scale(3000, 3) == 9000 and study.scale(3, 0.1) == 1 and study.scale(10, 0.25) == 3
+
+
+def test_job_lists_names_and_scaled_schedules(study, tmp_path):
+    runs = default_runs(study, tmp_path, root=study.ROOT)
+    det = os.path.join(study.ROOT, study.DEFAULT_DETECTOR)
+    sparsity = study.study_jobs("sparsity", [0, 1], ["motifs", "align"], fractions=[0.25, 0.5, 1.0])
+    assert len(sparsity) == 12 and sparsity[0].fraction == 1.0 and sparsity[-1].fraction == 0.25  # longest first
+    quarter = study.Job("align", "predcls", 1, fraction=0.25)
+    assert runs.name(quarter) == f"align_predcls_frac0.25_it750_batchmean_row_{TAG}_seed1"
+    assert runs.schedule(quarter) == {"SOLVER.MAX_ITER": 750, "SOLVER.SCHEDULE.UPDATE_PERIOD": 8,
+                                      "SOLVER.VAL_PERIOD": 75, "SOLVER.CHECKPOINT_PERIOD": 75}
+    cmd = runs.train_cmd(quarter)
+    assert cmd[1:4] == ["tools/relation_train_net.py", "--config-file", "configs/synthvg/motifs_predcls.yaml"]
+    pairs = dict(zip(cmd[4::2], cmd[5::2]))  # the last value of a key wins, as in load_config
+    assert pairs["SOLVER.MAX_ITER"] == "750" and pairs["DATASETS.TRAIN_FRACTION"] == "0.25"
+    assert pairs["MODEL.ROI_RELATION_HEAD.ALIGN.ENABLED"] == "True" and pairs["SOLVER.SELECT_BEST_VAL"] == "True"
+    assert pairs["MODEL.ROI_RELATION_HEAD.ALIGN.KL_REDUCTION"] == "batchmean" and pairs["SEED"] == "1"
+    assert pairs["OUTPUT_DIR"] == runs.run_dir(quarter) and pairs["MODEL.PRETRAINED_DETECTOR_CKPT"] == det
+    assert cmd.count("SOLVER.MAX_ITER") == 2  # the overrides' base, then the scaled value (the last one wins)
+
+    lengths = study.study_jobs("schedule-length", [0], ["motifs", "align"], lengths=[1, 2, 3])
+    assert [(j.variant, j.length) for j in lengths] == [("motifs", 3), ("align", 3), ("motifs", 2), ("align", 2),
+                                                        ("motifs", 1), ("align", 1)]
+    triple = study.Job("motifs", "predcls", 0, length=3)
+    assert runs.name(triple) == f"motifs_predcls_it9000_{TAG}_seed0"
+    assert runs.schedule(triple)["SOLVER.VAL_PERIOD"] == 900  # still every 10%
+    final = runs.final_test_cmd(triple)
+    assert final[1] == "tools/relation_test_net.py" and final[final.index("--weight") + 1] == \
+        os.path.join(runs.run_dir(triple), "model_final.pth")
+    assert final[final.index("OUTPUT_DIR") + 1] == os.path.join(runs.run_dir(triple), "final_model")
+
+    kl = study.study_jobs("kl-reduction", [0], ["motifs", "align"], modes=["predcls", "sgcls"])
+    assert [runs.name(j).replace(f"_{TAG}", "") for j in kl] == [
+        "motifs_sgcls_it3000_seed0", "align_sgcls_it3000_batchmean_row_seed0", "align_sgcls_it3000_mean_row_seed0",
+        "motifs_predcls_it3000_seed0", "align_predcls_it3000_batchmean_row_seed0",
+        "align_predcls_it3000_mean_row_seed0", "align_predcls_it3000_batchmean_element_seed0"]
+    # the studies share the runs with the same settings: 1x = fraction 1.0 = the batchmean row
+    names = {s: {runs.name(j) for j in js} for s, js in (("sp", sparsity), ("len", lengths), ("kl", kl))}
+    assert {f"align_predcls_it3000_batchmean_row_{TAG}_seed0", f"motifs_predcls_it3000_{TAG}_seed0"} <= \
+        names["sp"] & names["len"] & names["kl"]
+    # other overrides, other runs
+    other = default_runs(study, tmp_path, BASE + ["SOLVER.BASE_LR", "0.02"], root=study.ROOT)
+    assert other.name(quarter) != runs.name(quarter)
+    # another data folder or detector: other runs too
+    assert study.Runs(str(tmp_path), det, "/elsewhere", BASE).name(quarter) != runs.name(quarter)
+    assert study.Runs(str(tmp_path), "/other.pth", runs.data_dir, BASE).name(quarter) != runs.name(quarter)
+
+
+def test_no_override_names_follow_the_config(study, tmp_path):
+    from maskrcnn_benchmark.config import load_config
+    base = load_config(os.path.join(study.ROOT, "configs/synthvg/motifs_predcls.yaml")).SOLVER.MAX_ITER
+    runs = default_runs(study, tmp_path, opts=[], root=study.ROOT)
+    assert runs.name(study.Job("motifs", "predcls", 2, length=2)) == f"motifs_predcls_it{2 * base}_seed2"
+
+
+def test_finished_runs_are_reused(study, tmp_path, monkeypatch):
+    out, detector = tmp_path / "out", tmp_path / "detector.pth"
+    detector.write_bytes(b"weights")
+    runs = study.Runs(str(out), str(detector), str(tmp_path), BASE)
+    jobs = study.study_jobs("schedule-length", [0], ["motifs", "align"], lengths=[1, 2])
+    done = jobs[0]  # motifs 2x: trained and tested, final model not tested yet
+    fake_run(runs.run_dir(done), 0.5, val=[(600, 0.5)])
+    open(os.path.join(runs.run_dir(done), "model_final.pth"), "w").close()
+    os.makedirs(runs.run_dir(jobs[1]))  # align 2x: started, no results: resumes
+    pending = study.pending_training(runs, jobs)
+    assert [d for _, _, d in pending] == [runs.run_dir(j) for j in jobs[1:]]
+    assert [d for _, _, d in study.pending_final_tests(runs, jobs)] == [os.path.join(runs.run_dir(done), "final_model")]
+
+    calls = []
+    monkeypatch.setattr(study, "run_pool", lambda todo, slots, timings: calls.append([d for _, _, d in todo]))
+    argv = ["schedule-length", "--out", str(out), "--detector", str(detector), "--data-dir", str(tmp_path),
+            "--lengths", "1", "2", "--seeds", "0", "--jobs", "2", *BASE]
+    assert study.main(argv) == 0
+    assert calls == [[runs.run_dir(j) for j in jobs[1:]], [os.path.join(runs.run_dir(done), "final_model")]]
+    assert os.path.isfile(out / "schedule_length" / "schedule_length.md")
+
+    calls.clear()
+    for job in jobs:
+        fake_run(runs.run_dir(job), 0.5, final={"mR@50": 0.4, "R@50": 0.5})
+    assert study.main(argv) == 0 and calls == []  # everything finished: nothing runs
+
+
+def test_user_errors_are_one_line_exit_2(study, tmp_path, capsys):
+    assert study.main(["sparsity", "--out", str(tmp_path), "--detector", str(tmp_path / "none.pth")]) == 2
+    assert "none.pth not found" in capsys.readouterr().err
+    assert study.main(["kl-reduction", "--out", str(tmp_path), "--jobs", "2", "MODEL.NO_SUCH_KEY", "1"]) == 2
+    assert capsys.readouterr().err.startswith("alignment_study: unknown config key MODEL.NO_SUCH_KEY")
+    assert not os.path.exists(tmp_path / "runs")  # nothing started
+
+
+def test_sparsity_report(study, tmp_path):
+    runs = default_runs(study, tmp_path)
+    for seed, (m, a) in enumerate([(0.40, 0.45), (0.50, 0.53)]):
+        for frac, images in ((0.5, 1338), (1.0, 2675)):
+            fake_run(runs.run_dir(study.Job("motifs", "predcls", seed, fraction=frac)), m * frac + 0.1, images=images)
+            fake_run(runs.run_dir(study.Job("align", "predcls", seed, fraction=frac)), a * frac + 0.1, images=images)
+    fake_run(runs.run_dir(study.Job("motifs", "predcls", 2)), 0.60, images=2675)  # a third seed, one model only
+    assert study.main(["sparsity", "--out", str(tmp_path), "--report-only", "--seeds", "0", "--fractions", "0.5",
+                       "1.0", "--jobs", "1", *BASE]) == 0
+    text = (tmp_path / "sparsity" / "sparsity.md").read_text()
+    assert "| 1 | 2675 | 3000 | Motifs | 3 | - | 56.7 ± 5.8 | 60.0 ± 0.0 |" in text  # seeds 1, 2 found on disk
+    assert "| 0.5 | 1338 | 1500 | Align-Motifs | 2 | - | 34.5 ± 2.8 | 60.0 ± 0.0 |" in text
+    assert "| 1 | +5.0 (s0), +3.0 (s1) | 4.0 ± 1.4 |" in text
+    assert "| 0.5 | +2.5 (s0), +1.5 (s1) | 2.0 ± 0.7 |" in text
+    assert "--report-only" in text.splitlines()[2]  # the exact command
+    assert "whichever invocation ran it): 0, 1, 2." in text  # --seeds 0 ran; 1 and 2 are found
+    assert (tmp_path / "sparsity" / "sparsity.png").stat().st_size > 1000
+
+
+def test_schedule_length_report(study, tmp_path):
+    runs = default_runs(study, tmp_path)
+    for seed in (0, 1):
+        for k in (1, 2):
+            n = 3000 * k
+            fake_run(runs.run_dir(study.Job("motifs", "predcls", seed, length=k)), 0.50 + 0.01 * seed,
+                     val=[(n // 2, 0.62), (n, 0.55 + 0.01 * seed)], final={"mR@50": 0.45, "R@50": 0.60})
+            fake_run(runs.run_dir(study.Job("align", "predcls", seed, length=k)), 0.52 + 0.01 * seed,
+                     val=[(n // 2, 0.60), (n, 0.60)], final={"mR@50": 0.50 - 0.02 * seed, "R@50": 0.61})
+    assert study.main(["schedule-length", "--out", str(tmp_path), "--report-only", "--lengths", "1", "2",
+                       "--seeds", "0", "1", "--jobs", "1", *BASE]) == 0
+    text = (tmp_path / "schedule_length" / "schedule_length.md").read_text()
+    assert "| 2x | 6000 | Motifs | 2 | 62.0 ± 0.0 | 50.5 ± 0.7 | 60.0 ± 0.0 | 45.0 ± 0.0 | 60.0 ± 0.0 |" in text
+    assert "| 1x | 3000 | Align-Motifs | 2 | 60.0 ± 0.0 | 52.5 ± 0.7 | 60.0 ± 0.0 | 49.0 ± 1.4 | 61.0 ± 0.0 |" in text
+    assert ("| 2x | +2.0 (s0), +2.0 (s1) | 2.0 ± 0.0 | +0.0 (s0), +0.0 (s1) | 0.0 ± 0.0 | +5.0 (s0), +3.0 (s1) | "
+            "4.0 ± 1.4 | +1.0 (s0), +1.0 (s1) | 1.0 ± 0.0 |") in text
+    assert (tmp_path / "schedule_length" / "schedule_length.png").stat().st_size > 1000
+
+
+@pytest.mark.parametrize("gain, expected", [(3.0, "mean"), (0.5, "batchmean (kept)")])
+def test_kl_reduction_report_applies_the_val_rule(study, tmp_path, gain, expected):
+    runs = default_runs(study, tmp_path)
+    for mode in ("predcls", "sgcls"):
+        for seed, v in enumerate((0.60, 0.61, 0.62)):  # batchmean best val: 60, 61, 62 (sd 1.0)
+            fake_run(runs.run_dir(study.Job("motifs", mode, seed)), 0.50, val=[(300, 0.55)])
+            fake_run(runs.run_dir(study.Job("align", mode, seed, reduction="batchmean", mask="row")), 0.52,
+                     val=[(300, v)])
+            fake_run(runs.run_dir(study.Job("align", mode, seed, reduction="mean", mask="row")), 0.51 + 0.01 * seed,
+                     val=[(300, v + gain / 100)])
+    for seed in (0, 1):  # the MASK element row: two seeds only
+        fake_run(runs.run_dir(study.Job("align", "predcls", seed, reduction="batchmean", mask="element")), 0.5,
+                 val=[(300, 0.9)])
+    assert study.main(["kl-reduction", "--out", str(tmp_path), "--report-only", "--jobs", "1", *BASE]) == 0
+    text = (tmp_path / "kl_reduction" / "kl_reduction.md").read_text()
+    assert "Rule (docs/results.md, fixed before the runs; val split only)" in text
+    assert "| Align-Motifs | mean | row | 3 | " + f"{61 + gain:.1f} ± 1.0 | " in text
+    assert "| +1.0 (s0), +2.0 (s1), +3.0 (s2) | 2.0 ± 1.0 |" in text  # mean row minus Motifs, test mR@50
+    assert f"KL_REDUCTION in PredCls: {expected}" in text and f"KL_REDUCTION in SGCls: {expected}" in text
+    assert "MASK in PredCls (KL_REDUCTION batchmean): not decided (2 of 3 seeds" in text
+    assert f"**KL_REDUCTION for the configs: {expected}.**" in text
+
+
+def test_end_to_end_on_tiny_synthvg_and_rerun_reuses(study, tiny, tiny_synthvg, tmp_path, monkeypatch):
+    """The real commands (relation_train_net with a scaled schedule, relation_test_net on
+    model_final.pth into final_model/) on the tiny set, then the same command again reuses them."""
+    import torch
+    from maskrcnn_benchmark.config import load_config
+    from maskrcnn_benchmark.modeling.detector.detectors import build_detection_model
+    det = str(tmp_path / "det")
+    os.makedirs(det)
+    cfg = load_config(os.path.join(study.ROOT, "configs/synthvg/detector_VGG16.yaml"), tiny.detector_opts(tiny_synthvg, det))
+    torch.save({"model": build_detection_model(cfg).state_dict()}, os.path.join(det, "model_final.pth"))  # untrained
+    opts = tiny.relation_opts(tiny_synthvg, "unused", "unused", max_iter=2)
+    for key in ("OUTPUT_DIR", "MODEL.PRETRAINED_DETECTOR_CKPT", "MODEL.ROI_RELATION_HEAD.ALIGN.ENABLED"):
+        del opts[opts.index(key):opts.index(key) + 2]  # the study sets these
+    opts += ["SOLVER.SCHEDULE.UPDATE_PERIOD", "1", "MODEL.DETECTOR_CACHE_MB", "0"]
+    argv = ["schedule-length", "--out", str(tmp_path / "out"), "--detector", os.path.join(det, "model_final.pth"),
+            "--data-dir", tiny_synthvg, "--seeds", "0", "--lengths", "1", "--variants", "motifs", "--jobs", "1", *opts]
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert study.main(argv) == 0  # in-process; the runs are child processes (run_pool)
+    runs = study.Runs(str(tmp_path / "out"), os.path.join(det, "model_final.pth"), tiny_synthvg, opts)
+    job = study.Job("motifs", "predcls", 0)
+    assert runs.finished(job) and runs.final_tested(job)
+    assert "| 1x | 2 | Motifs | 1 | " in (tmp_path / "out" / "schedule_length" / "schedule_length.md").read_text()
+    monkeypatch.setattr(study, "run_pool", lambda *a: pytest.fail(f"reran finished runs: {a[0]}"))
+    assert study.main(argv) == 0

@@ -1,0 +1,295 @@
+#!/usr/bin/env python
+"""Does the alignment help? Issue 15's three studies on SynthVG, one subcommand each.
+
+    python tools/alignment_study.py {sparsity,schedule-length,kl-reduction} [--out alignment_output]
+        [--detector FILE] [--data-dir datasets] [--seeds 0 1 2] [--variants motifs align]
+        [--fractions 0.25 0.5 1.0] [--lengths 1 2 3] [--modes predcls sgcls] [--mask-reduction batchmean]
+        [--report-only] --jobs 2 [KEY VALUE ...]
+
+(the list options take every value up to the next option: end with a single-valued one, such as
+--jobs, before the KEY VALUE overrides, which go to every run)
+
+- ``sparsity`` (``make sparsity``): PredCls, Motifs and Align-Motifs, DATASETS.TRAIN_FRACTION
+  0.25 / 0.5 / 1.0 with the schedule scaled by the fraction (same epochs), best-val checkpoint
+  tested -> ``OUT/sparsity/sparsity.md`` and ``sparsity.png``.
+- ``schedule-length`` (``make schedule-length``): PredCls, both models, 1x / 2x / 3x the configured
+  schedule; the best-val checkpoint and the final model tested -> ``OUT/schedule_length/``
+  ``schedule_length.md`` and ``schedule_length.png`` (val mR@50 curves).
+- ``kl-reduction`` (``make kl-reduction``): Align-Motifs with ALIGN.KL_REDUCTION batchmean vs mean
+  in PredCls and SGCls, ALIGN.MASK element in PredCls, Motifs as the reference; the val rule of
+  docs/results.md picks the defaults -> ``OUT/kl_reduction/kl_reduction.md``.
+
+A scaled schedule multiplies SOLVER.MAX_ITER, SOLVER.SCHEDULE.UPDATE_PERIOD, SOLVER.VAL_PERIOD and
+SOLVER.CHECKPOINT_PERIOD of the config (after the KEY VALUE overrides, so ``SOLVER.MAX_ITER 6000``
+changes the base) by fraction x length, each rounded to the nearest integer (halves up), at least
+1; SOLVER.WARMUP_ITERS stays. Every run validates (best val mR@50 kept and tested: the paper's rule).
+
+Runs live in ``OUT/runs/<name>``, the name spelling out what defines the run (model, protocol,
+fraction, iterations, KL reduction and mask, a hash of the overrides and of a non-default data
+folder or detector, seed), so the studies share
+runs with the same settings (1x = fraction 1.0 = the kl-reduction batchmean row while batchmean is
+the default). A run holding its test results is reused; an unfinished one resumes from its last
+checkpoint; nothing is deleted. The reports cover every seed found under ``OUT/runs``, so a study
+split by --seeds (``make sparsity STUDY_SEEDS=0``) reports all its pieces.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import os
+import shlex
+import sys
+from typing import Dict, List, NamedTuple, Sequence, Tuple
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+
+from demo import ALIGN_ON, MODE_NAMES, RELATION_CONFIG, TEST_SET, VARIANTS, mode_switches, run_pool  # noqa: E402
+
+from maskrcnn_benchmark.config import ConfigError, load_config  # noqa: E402
+from maskrcnn_benchmark.engine.report import load_results  # noqa: E402
+
+STUDIES = ("sparsity", "schedule-length", "kl-reduction")
+SCHEDULE_KEYS = ("SOLVER.MAX_ITER", "SOLVER.SCHEDULE.UPDATE_PERIOD", "SOLVER.VAL_PERIOD", "SOLVER.CHECKPOINT_PERIOD")
+ALIGN_KEY = "MODEL.ROI_RELATION_HEAD.ALIGN."
+FINAL_DIR = "final_model"  # run_dir/final_model: the test of model_final.pth (schedule-length)
+SEARCH_SEEDS = range(10)  # seeds the reports look for under OUT/runs
+DEFAULT_DATA_DIR, DEFAULT_DETECTOR = "datasets", "demo_output/detector/model_final.pth"  # relative to ROOT
+
+
+class Job(NamedTuple):
+    """One training run; ``reduction`` / ``mask`` "" = the config's (Align-Motifs only)."""
+    variant: str
+    mode: str
+    seed: int
+    fraction: float = 1.0
+    length: int = 1
+    reduction: str = ""
+    mask: str = ""
+
+
+def scale(value: int, factor: float) -> int:
+    """``value * factor`` rounded to the nearest integer, halves up, at least 1."""
+    return max(1, int(math.floor(value * factor + 0.5)))
+
+
+def study_jobs(study: str, seeds: Sequence[int], variants: Sequence[str], fractions: Sequence[float] = (),
+               lengths: Sequence[int] = (), modes: Sequence[str] = (), mask_reduction: str = "batchmean"
+               ) -> List[Job]:
+    """The runs of one study, longest first (the pool's slots then end together)."""
+    jobs: List[Job] = []
+    if study == "sparsity":
+        jobs = [Job(v, "predcls", s, fraction=f) for f in sorted(fractions, reverse=True) for s in seeds
+                for v in variants]
+    elif study == "schedule-length":
+        jobs = [Job(v, "predcls", s, length=k) for k in sorted(lengths, reverse=True) for s in seeds for v in variants]
+    elif study == "kl-reduction":
+        for mode in sorted(modes, key=lambda m: m != "sgcls"):  # SGCls runs are the longer ones
+            for s in seeds:
+                rows = [Job("motifs", mode, s), Job("align", mode, s, reduction="batchmean", mask="row"),
+                        Job("align", mode, s, reduction="mean", mask="row")]
+                if mode == "predcls":
+                    rows.append(Job("align", mode, s, reduction=mask_reduction, mask="element"))
+                jobs += [j for j in rows if j.variant in variants]
+    else:
+        raise ValueError(f"study must be one of {STUDIES}, got {study!r}")
+    return jobs
+
+
+class Runs:
+    """Names, folders and commands of the runs under ``out/runs``, for one detector, data folder
+    and set of overrides."""
+
+    def __init__(self, out: str, detector: str, data_dir: str, opts: Sequence[str] = ()):
+        self.out, self.detector, self.data_dir, self.opts = out, detector, data_dir, list(opts)
+        self._configs: Dict[str, object] = {}
+
+    def config(self, mode: str):
+        """The protocol's config with the overrides: the base schedule and the ALIGN defaults."""
+        if mode not in self._configs:
+            self._configs[mode] = load_config(os.path.join(ROOT, RELATION_CONFIG.format(mode=mode)),
+                                              self.opts + mode_switches(mode))
+        return self._configs[mode]
+
+    def identity(self) -> List[str]:
+        """What else defines every run: the overrides, and the data folder and detector where they
+        are not the defaults (another data set or detector never reuses these runs)."""
+        extra = []
+        if self.data_dir != os.path.join(ROOT, DEFAULT_DATA_DIR):
+            extra += ["--data-dir", self.data_dir]
+        if self.detector != os.path.join(ROOT, DEFAULT_DETECTOR):
+            extra += ["--detector", self.detector]
+        return self.opts + extra
+
+    def resolve(self, job: Job) -> Job:
+        """``job`` with the config's ALIGN.KL_REDUCTION / MASK filled in (Align-Motifs)."""
+        if job.variant != "align":
+            return job._replace(reduction="", mask="")
+        align = self.config(job.mode).MODEL.ROI_RELATION_HEAD.ALIGN
+        return job._replace(reduction=job.reduction or align.KL_REDUCTION, mask=job.mask or align.MASK)
+
+    def schedule(self, job: Job) -> Dict[str, int]:
+        solver = self.config(job.mode).SOLVER
+        base = (solver.MAX_ITER, solver.SCHEDULE.UPDATE_PERIOD, solver.VAL_PERIOD, solver.CHECKPOINT_PERIOD)
+        return {k: scale(v, job.fraction * job.length) for k, v in zip(SCHEDULE_KEYS, base)}
+
+    def name(self, job: Job) -> str:
+        job = self.resolve(job)
+        parts = [job.variant, job.mode]
+        if job.fraction != 1.0:
+            parts.append(f"frac{job.fraction:g}")
+        parts.append(f"it{self.schedule(job)['SOLVER.MAX_ITER']}")
+        if job.variant == "align":
+            parts += [job.reduction, job.mask]
+        if self.identity():
+            parts.append("o" + hashlib.sha1(shlex.join(self.identity()).encode()).hexdigest()[:8])
+        return "_".join(parts + [f"seed{job.seed}"])
+
+    def run_dir(self, job: Job) -> str:
+        return os.path.join(self.out, "runs", self.name(job))
+
+    def overrides(self, job: Job, output_dir: str) -> List[str]:
+        job = self.resolve(job)
+        extra = list(VARIANTS[job.variant][1])
+        if job.variant == "align":
+            extra += [ALIGN_KEY + "KL_REDUCTION", job.reduction, ALIGN_KEY + "MASK", job.mask]
+        sched = [x for k, v in self.schedule(job).items() for x in (k, str(v))]
+        return ["DATASETS.DATA_DIR", self.data_dir, *mode_switches(job.mode), *self.opts, *extra, *sched,
+                "DATASETS.TRAIN_FRACTION", str(job.fraction), "SOLVER.TO_VAL", "True", "SOLVER.SELECT_BEST_VAL",
+                "True", "MODEL.PRETRAINED_DETECTOR_CKPT", self.detector, "OUTPUT_DIR", output_dir, "SEED", str(job.seed)]
+
+    def train_cmd(self, job: Job) -> List[str]:
+        return [sys.executable, "tools/relation_train_net.py", "--config-file", RELATION_CONFIG.format(mode=job.mode),
+                *self.overrides(job, self.run_dir(job))]
+
+    def final_test_cmd(self, job: Job) -> List[str]:
+        d = self.run_dir(job)
+        return [sys.executable, "tools/relation_test_net.py", "--config-file", RELATION_CONFIG.format(mode=job.mode),
+                "--weight", os.path.join(d, "model_final.pth"), "--splits", "test",
+                *self.overrides(job, os.path.join(d, FINAL_DIR))]
+
+    def finished(self, job: Job) -> bool:
+        return load_results(self.run_dir(job), TEST_SET) is not None
+
+    def final_tested(self, job: Job) -> bool:
+        return load_results(os.path.join(self.run_dir(job), FINAL_DIR), TEST_SET) is not None
+
+    def describe(self, job: Job) -> str:
+        job = self.resolve(job)
+        what = [VARIANTS[job.variant][0], MODE_NAMES[job.mode]]
+        if job.fraction != 1.0:
+            what.append(f"{job.fraction:g} of train")
+        if job.length != 1:
+            what.append(f"{job.length}x")
+        if job.variant == "align":
+            what.append(f"{job.reduction}/{job.mask}")
+        return " ".join(what + [f"seed {job.seed}"])
+
+
+def pending_training(runs: Runs, jobs: Sequence[Job]) -> List[Tuple[List[str], str, str]]:
+    """``run_pool`` jobs of the runs without test results (each distinct run once)."""
+    todo, seen = [], set()
+    for job in jobs:
+        d = runs.run_dir(job)
+        if d in seen or runs.finished(job):
+            continue
+        seen.add(d)
+        todo.append((runs.train_cmd(job), runs.describe(job), d))
+    return todo
+
+
+def pending_final_tests(runs: Runs, jobs: Sequence[Job]) -> List[Tuple[List[str], str, str]]:
+    """The final-model tests still to do, of the runs that finished training."""
+    return [(runs.final_test_cmd(j), f"final model of {runs.describe(j)}", os.path.join(runs.run_dir(j), FINAL_DIR))
+            for j in jobs if os.path.isfile(os.path.join(runs.run_dir(j), "model_final.pth"))
+            and not runs.final_tested(j)]
+
+
+def report_seeds(runs: Runs, study: str, asked: Sequence[int], **lists) -> List[int]:
+    """The seeds asked for and every other seed with a run folder of this study under OUT/runs."""
+    found = {s for s in SEARCH_SEEDS
+             if any(os.path.isdir(runs.run_dir(j)) for j in study_jobs(study, [s], list(VARIANTS), **lists))}
+    return sorted(found | set(asked))
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--out", default="alignment_output", help="runs in OUT/runs, reports in OUT/<study>")
+    common.add_argument("--detector", default=DEFAULT_DETECTOR, help="the stage-1 checkpoint")
+    common.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="DATASETS.DATA_DIR (SynthVG in DATA_DIR/synthvg)")
+    common.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    common.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    common.add_argument("--jobs", type=int, default=2, help="runs at once (one core each)")
+    common.add_argument("--report-only", action="store_true", help="only rewrite the report from the finished runs")
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = p.add_subparsers(dest="study", required=True, metavar="{" + ",".join(STUDIES) + "}")
+    parsers = {name: sub.add_parser(name, parents=[common], help=f"make {name}") for name in STUDIES}
+    parsers["sparsity"].add_argument("--fractions", nargs="+", type=float, default=[0.25, 0.5, 1.0],
+                                     help="DATASETS.TRAIN_FRACTION values")
+    parsers["schedule-length"].add_argument("--lengths", nargs="+", type=int, default=[1, 2, 3],
+                                            help="multiples of the configured schedule")
+    parsers["kl-reduction"].add_argument("--modes", nargs="+", choices=["predcls", "sgcls"],
+                                         default=["predcls", "sgcls"])
+    parsers["kl-reduction"].add_argument("--mask-reduction", choices=["batchmean", "mean"], default="batchmean",
+                                         help="KL_REDUCTION of the MASK element row (docs/results.md)")
+    for sp in parsers.values():
+        sp.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides for every run")
+    a = p.parse_args(argv)
+    a.fractions = getattr(a, "fractions", [1.0])
+    a.lengths = getattr(a, "lengths", [1])
+    a.modes = getattr(a, "modes", ["predcls"])
+    a.mask_reduction = getattr(a, "mask_reduction", "batchmean")
+    bad = [f for f in a.fractions if not 0.0 < f <= 1.0] + [k for k in a.lengths if k < 1]
+    if bad:
+        parsers[a.study].error(f"--fractions must be in (0, 1] and --lengths at least 1, got {bad}")
+    return a
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    from alignment_report import REPORTS  # tools/
+
+    out = os.path.abspath(a.out)
+    runs = Runs(out, os.path.abspath(a.detector), os.path.abspath(a.data_dir), a.opts)
+    lists = {"fractions": a.fractions, "lengths": a.lengths, "modes": a.modes, "mask_reduction": a.mask_reduction}
+    jobs = study_jobs(a.study, a.seeds, a.variants, **lists)
+    try:  # the overrides, checked once: a bad key is one line, not a failed run per job
+        for mode in sorted({j.mode for j in jobs}):
+            runs.config(mode)
+    except ConfigError as e:
+        print(f"alignment_study: {e}", file=sys.stderr)
+        return 2
+    failed = ""
+    if not a.report_only:
+        if not os.path.isfile(runs.detector):
+            print(f"alignment_study: detector {a.detector} not found: run `make demo` (or `make detector "
+                  "CONFIG=configs/synthvg/detector_VGG16.yaml`) first, or pass --detector FILE", file=sys.stderr)
+            return 2
+        for job in jobs:
+            if runs.finished(job):
+                print(f"==> {runs.describe(job)}: reusing {os.path.relpath(runs.run_dir(job))}")
+        phases = [pending_training] + ([pending_final_tests] if a.study == "schedule-length" else [])
+        for phase in phases:  # the final-model tests of the runs that did finish, even if others failed
+            try:
+                todo = phase(runs, jobs)
+                if todo:
+                    run_pool(todo, a.jobs, {})
+            except SystemExit as e:  # run_pool: some runs failed; the finished ones are still reported
+                failed += str(e).replace("demo: ", "").replace("`make demo`", "the same command") + " "
+    seeds = report_seeds(runs, a.study, a.seeds, **lists)
+    report_dir = os.path.join(out, a.study.replace("-", "_"))
+    os.makedirs(report_dir, exist_ok=True)
+    command = shlex.join(["python", os.path.relpath(os.path.abspath(sys.argv[0]), ROOT), *sys.argv[1:]]) \
+        if argv is None else shlex.join(["python", "tools/alignment_study.py", *argv])
+    text = REPORTS[a.study](runs, study_jobs(a.study, seeds, list(VARIANTS), **lists), report_dir, command)
+    print(text)
+    if failed:
+        print(f"alignment_study: {failed.strip()}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
