@@ -4,7 +4,7 @@
     python tools/alignment_study.py {sparsity,schedule-length,kl-reduction} [--out alignment_output]
         [--detector FILE] [--data-dir datasets] [--seeds 0 1 2] [--variants motifs align]
         [--fractions 0.25 0.5 1.0] [--lengths 1 2 3] [--modes predcls sgcls] [--mask-reduction batchmean]
-        [--report-only] --jobs 2 [KEY VALUE ...]
+        [--detector-cache DIR] [--report-only] --jobs 2 [KEY VALUE ...]
 
 (the list options take every value up to the next option: end with a single-valued one, such as
 --jobs, before the KEY VALUE overrides, which go to every run)
@@ -29,7 +29,10 @@ fraction, iterations, KL reduction and mask, a hash of the overrides and of a no
 folder or detector, seed), so the studies share
 runs with the same settings (1x = fraction 1.0 = the kl-reduction batchmean row while batchmean is
 the default). A run holding its test results is reused; an unfinished one resumes from its last
-checkpoint; nothing is deleted. The reports cover every seed found under ``OUT/runs``, so a study
+checkpoint; nothing is deleted. All runs share one detector cache on disk (``--detector-cache``,
+default ``OUT/detector_cache``: MODEL.DETECTOR_CACHE_DIR); reuse is exact, so the folder is not part
+of the runs' names and may be another tool's (``curves_output/detector_cache``). The reports cover
+every seed found under ``OUT/runs``, so a study
 split by --seeds (``make sparsity STUDY_SEEDS=0``) reports all its pieces.
 """
 from __future__ import annotations
@@ -102,8 +105,9 @@ class Runs:
     """Names, folders and commands of the runs under ``out/runs``, for one detector, data folder
     and set of overrides."""
 
-    def __init__(self, out: str, detector: str, data_dir: str, opts: Sequence[str] = ()):
+    def __init__(self, out: str, detector: str, data_dir: str, opts: Sequence[str] = (), detector_cache: str = ""):
         self.out, self.detector, self.data_dir, self.opts = out, detector, data_dir, list(opts)
+        self.detector_cache = detector_cache  # MODEL.DETECTOR_CACHE_DIR of every run ("": the config's)
         self._configs: Dict[str, object] = {}
 
     def config(self, mode: str):
@@ -156,7 +160,8 @@ class Runs:
         if job.variant == "align":
             extra += [ALIGN_KEY + "KL_REDUCTION", job.reduction, ALIGN_KEY + "MASK", job.mask]
         sched = [x for k, v in self.schedule(job).items() for x in (k, str(v))]
-        return ["DATASETS.DATA_DIR", self.data_dir, *mode_switches(job.mode), *self.opts, *extra, *sched,
+        cache = ["MODEL.DETECTOR_CACHE_DIR", self.detector_cache] if self.detector_cache else []
+        return ["DATASETS.DATA_DIR", self.data_dir, *cache, *mode_switches(job.mode), *self.opts, *extra, *sched,
                 "DATASETS.TRAIN_FRACTION", str(job.fraction), "SOLVER.TO_VAL", "True", "SOLVER.SELECT_BEST_VAL",
                 "True", "MODEL.PRETRAINED_DETECTOR_CKPT", self.detector, "OUTPUT_DIR", output_dir, "SEED", str(job.seed)]
 
@@ -221,6 +226,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     common.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="DATASETS.DATA_DIR (SynthVG in DATA_DIR/synthvg)")
     common.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     common.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    common.add_argument("--detector-cache", default="", metavar="DIR",
+                        help="MODEL.DETECTOR_CACHE_DIR of every run (default OUT/detector_cache)")
     common.add_argument("--jobs", type=int, default=2, help="runs at once (one core each)")
     common.add_argument("--report-only", action="store_true", help="only rewrite the report from the finished runs")
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -252,7 +259,8 @@ def main(argv=None) -> int:
     from alignment_report import REPORTS  # tools/
 
     out = os.path.abspath(a.out)
-    runs = Runs(out, os.path.abspath(a.detector), os.path.abspath(a.data_dir), a.opts)
+    runs = Runs(out, os.path.abspath(a.detector), os.path.abspath(a.data_dir), a.opts,
+                os.path.abspath(a.detector_cache or os.path.join(out, "detector_cache")))
     lists = {"fractions": a.fractions, "lengths": a.lengths, "modes": a.modes, "mask_reduction": a.mask_reduction}
     jobs = study_jobs(a.study, a.seeds, a.variants, **lists)
     try:  # the overrides, checked once: a bad key is one line, not a failed run per job

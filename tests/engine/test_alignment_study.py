@@ -103,6 +103,11 @@ def test_job_lists_names_and_scaled_schedules(study, tmp_path):
     names = {s: {runs.name(j) for j in js} for s, js in (("sp", sparsity), ("len", lengths), ("kl", kl))}
     assert {f"align_predcls_it3000_batchmean_row_{TAG}_seed0", f"motifs_predcls_it3000_{TAG}_seed0"} <= \
         names["sp"] & names["len"] & names["kl"]
+    # the shared detector cache goes to every run but is not part of the names (reuse is exact)
+    cached = study.Runs(str(tmp_path), det, runs.data_dir, BASE, detector_cache="/shared/cache")
+    assert cached.name(quarter) == runs.name(quarter) and "MODEL.DETECTOR_CACHE_DIR" not in cmd
+    cached_cmd = cached.train_cmd(quarter)
+    assert cached_cmd[cached_cmd.index("MODEL.DETECTOR_CACHE_DIR") + 1] == "/shared/cache"
     # other overrides, other runs
     other = default_runs(study, tmp_path, BASE + ["SOLVER.BASE_LR", "0.02"], root=study.ROOT)
     assert other.name(quarter) != runs.name(quarter)
