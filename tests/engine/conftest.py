@@ -1,9 +1,12 @@
 """Fixtures of the engine tests: a tiny generated SynthVG set and its config overrides
 (tiny_synthvg.py, also imported by the torchrun worker script)."""
+import contextlib
 import importlib.util
+import logging
 import os
 
 import pytest
+import torch
 
 _spec = importlib.util.spec_from_file_location(
     "tiny_synthvg", os.path.join(os.path.dirname(os.path.abspath(__file__)), "tiny_synthvg.py"))
@@ -34,3 +37,25 @@ def load_tool():
         spec.loader.exec_module(module)
         return module
     return load
+
+
+@pytest.fixture(scope="session")
+def in_process_tool_runs():
+    """A context manager for tool ``main()`` calls made in this process: one torch thread, as the
+    study pools give each run, and afterwards the thread count and the ``maskrcnn_benchmark`` logger
+    as they were (the tools' setup_logger adds file handlers and stops propagation)."""
+    @contextlib.contextmanager
+    def isolated():
+        threads = torch.get_num_threads()
+        log = logging.getLogger("maskrcnn_benchmark")
+        propagate, level, handlers = log.propagate, log.level, list(log.handlers)
+        torch.set_num_threads(1)
+        try:
+            yield
+        finally:
+            torch.set_num_threads(threads)
+            for h in [h for h in log.handlers if h not in handlers]:
+                log.removeHandler(h)
+                h.close()
+            log.propagate, log.level = propagate, level
+    return isolated

@@ -1,7 +1,6 @@
 """Two relation trainings sharing a detector cache on disk (MODEL.DETECTOR_CACHE_DIR), as the
 demo's runs do: the second reads the first one's entries, and both end with the weights of a run
 without any cache (tools/relation_train_net.py on tiny SynthVG, CPU, one thread)."""
-import logging
 import os
 
 import torch
@@ -12,7 +11,8 @@ from maskrcnn_benchmark.modeling.detector.detector_cache import MARKER
 from maskrcnn_benchmark.utils.checkpoint import read_checkpoint
 
 
-def test_runs_sharing_a_disk_cache_train_as_a_run_without_one(tiny, tiny_synthvg, load_tool, tmp_path):
+def test_runs_sharing_a_disk_cache_train_as_a_run_without_one(tiny, tiny_synthvg, load_tool, in_process_tool_runs,
+                                                               tmp_path):
     torch.manual_seed(0)  # a random frozen detector: only its weights matter here
     detector = build_detection_model(load_config(None, tiny.detector_opts(tiny_synthvg, str(tmp_path / "d"))),
                                      load_pretrained=False)
@@ -24,21 +24,11 @@ def test_runs_sharing_a_disk_cache_train_as_a_run_without_one(tiny, tiny_synthvg
                                                      max_iter=4), *cache_opts]
 
     tool = load_tool("relation_train_net")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    log = logging.getLogger("maskrcnn_benchmark")  # the tool's setup_logger stops propagation: restored below
-    log_state = (log.propagate, log.level, list(log.handlers))
     disk = ["MODEL.DETECTOR_CACHE_MB", "16", "MODEL.DETECTOR_CACHE_DIR", str(cache)]
-    try:
+    with in_process_tool_runs():
         assert tool.main(opts("plain", ["MODEL.DETECTOR_CACHE_MB", "0"])) == 0
         assert tool.main(opts("first", disk)) == 0
         assert tool.main(opts("second", disk)) == 0
-    finally:
-        torch.set_num_threads(threads)
-        for h in [h for h in log.handlers if h not in log_state[2]]:
-            log.removeHandler(h)
-            h.close()
-        log.propagate, log.level = log_state[0], log_state[1]
     (sig,) = os.listdir(cache)
     entries = [n for n in os.listdir(cache / sig) if n != MARKER]
     assert entries and all(n.endswith(".pt") for n in entries)  # train and val images, no temporary file

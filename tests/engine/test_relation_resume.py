@@ -1,7 +1,6 @@
 """The relation stage as it trains (tools/relation_train_net.py on tiny SynthVG: frozen detector,
 Motifs with the alignment, cosine schedule): a run killed between checkpoints and restarted ends
 with the weights and the learning rates of an uninterrupted one, and those are the schedule's."""
-import logging
 import re
 
 import pytest
@@ -29,18 +28,14 @@ def _log_lrs(out):
 
 
 @pytest.fixture(scope="module")
-def runs(tiny, tiny_synthvg, load_tool, tmp_path_factory):
+def runs(tiny, tiny_synthvg, load_tool, in_process_tool_runs, tmp_path_factory):
     root = tmp_path_factory.mktemp("relation_resume")
     torch.manual_seed(0)  # a random stage-1 detector: it is frozen, only its weights matter here
     det_cfg = load_config(None, tiny.detector_opts(tiny_synthvg, str(root / "det")))
     detector = build_detection_model(det_cfg, load_pretrained=False)
     torch.save({"model": detector.state_dict()}, root / "detector.pth")
     tool = load_tool("relation_train_net")
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    log = logging.getLogger("maskrcnn_benchmark")  # the tool's setup_logger stops propagation: restored below
-    log_state = (log.propagate, log.level, list(log.handlers))
-    try:
+    with in_process_tool_runs():
         assert tool.main(_opts(tiny, tiny_synthvg, root / "straight", root / "detector.pth")) == 0
         make_loader = tool.make_data_loader
 
@@ -58,12 +53,6 @@ def runs(tiny, tiny_synthvg, load_tool, tmp_path_factory):
             tool.make_data_loader = make_loader
         last = (root / "killed" / "last_checkpoint").read_text()
         assert tool.main(argv) == 0  # the same command again resumes
-    finally:
-        torch.set_num_threads(threads)
-        for h in [h for h in log.handlers if h not in log_state[2]]:
-            log.removeHandler(h)
-            h.close()
-        log.propagate, log.level = log_state[0], log_state[1]
     return root, last
 
 
