@@ -54,7 +54,10 @@ def test_setup_line_names_configs_overrides_and_detector_map(tmp_path, load_tool
     line = demo.describe_setup(str(det_dir / "model_final.pth"), ["SOLVER.MAX_ITER", "150"])
     assert "motifs_{predcls,sgcls,sgdet}.yaml" in line and "`SOLVER.MAX_ITER 150`" in line
     assert "test mAP@0.5 0.579" in line
-    assert "mAP" not in demo.describe_setup(str(tmp_path / "elsewhere.pth"), [])
+    # a shortened schedule says so (the configs' length read from the config, not written here)
+    assert "These runs train 150 of the configs' " in line and "docs/results.md" in line
+    plain = demo.describe_setup(str(tmp_path / "elsewhere.pth"), [])
+    assert "mAP" not in plain and "These runs train" not in plain
 
 
 def test_progress_from_training_log_else_from_an_evaluation_bar(tmp_path, load_tool):
