@@ -152,8 +152,9 @@ curves: install
 # Split a study into pieces with STUDY_SEEDS (e.g. STUDY_SEEDS=0, then 1, then 2: each report
 # covers every seed already run) and ALIGN_STUDY_ARGS (--fractions / --lengths / --modes /
 # --variants); OPTS="KEY VALUE ..." goes to every run (e.g. the fixed schedule's SOLVER.MAX_ITER).
-# Times on this 2-core machine, estimated from docs/results.md (a 3000-iteration PredCls run with
-# its 10 validations and test ~18 min on one core, Align-Motifs ~15% and SGCls ~10% more):
+# Times on this 2-core machine, estimated (measured in the sixth session: a 3000-iteration PredCls
+# run with its 10 validations and test took 22-25 min on one core beside another run, Align-Motifs
+# the longer; the estimates below assumed ~18 min, so expect ~30% more):
 #   make sparsity           ~2 h (3 seeds; ~40 min per seed, ~20 min with schedule-length's 1x runs done)
 #   make schedule-length    ~5 h (3 seeds; ~1 h 40 min per seed: 1x 18, 2x 31, 3x 44 min per model)
 #   make kl-reduction       ~3 h 45 min (3 seeds; ~75 min per seed, ~55 with the PredCls Motifs and
