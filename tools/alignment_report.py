@@ -12,7 +12,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from alignment_study import FINAL_DIR, Job, Runs  # noqa: E402  (tools/)
+from alignment_study import ALL_VARIANTS, FINAL_DIR, Job, Runs  # noqa: E402  (tools/)
 from demo import MODE_NAMES, TEST_SET, VARIANTS  # noqa: E402
 from schedule_study import val_curve  # noqa: E402
 
@@ -26,6 +26,7 @@ RULE = ("Rule (docs/results.md, fixed before the runs; val split only): per prot
         "anything less, a tie included, keeps today's default. KL_REDUCTION changes for the configs "
         "only if mean wins in every protocol run; test numbers are reported for every row.")
 Record = Dict[str, Optional[float]]
+TEST_METRICS = ("mR@20", "mR@50", "mR@100", "R@20", "R@50", "R@100")
 
 
 def train_images(run_dir: str) -> Optional[int]:
@@ -44,7 +45,7 @@ def record(runs: Runs, job: Job) -> Optional[Record]:
     res = load_results(d, TEST_SET)
     if res is None:
         return None
-    rec: Record = {k: 100.0 * v for k, v in res["metrics"].items() if k in ("mR@20", "mR@50", "mR@100", "R@50")}
+    rec: Record = {k: 100.0 * v for k, v in res["metrics"].items() if k in TEST_METRICS}
     curve = val_curve(d)
     rec["best val mR@50"] = max(v for _, v in curve) if curve else None
     final = load_results(os.path.join(d, FINAL_DIR), TEST_SET)
@@ -72,13 +73,27 @@ def collect(runs: Runs, jobs: Sequence[Job], key: Callable[[Job], tuple]) -> Dic
     return rows
 
 
+def paired_diffs(a: Dict[int, Record], b: Dict[int, Record], metric: str) -> Dict[int, float]:
+    """seed -> a - b of ``metric``, on the seeds both have."""
+    return {s: a[s][metric] - b[s][metric] for s in sorted(set(a) & set(b))
+            if a[s].get(metric) is not None and b[s].get(metric) is not None}
+
+
 def paired(a: Dict[int, Record], b: Dict[int, Record], metric: str) -> str:
     """Per-seed a - b of ``metric`` on the seeds both have, then their mean ± sd."""
-    seeds = sorted(s for s in set(a) & set(b) if a[s].get(metric) is not None and b[s].get(metric) is not None)
-    if not seeds:
+    diffs = paired_diffs(a, b, metric)
+    if not diffs:
         return "- | -"
-    diffs = [a[s][metric] - b[s][metric] for s in seeds]
-    return ", ".join(f"{d:+.1f} (s{s})" for s, d in zip(seeds, diffs)) + f" | {pm(diffs)}"
+    return ", ".join(f"{d:+.1f} (s{s})" for s, d in diffs.items()) + f" | {pm(list(diffs.values()))}"
+
+
+def paper_bar(diffs: Sequence[float]) -> str:
+    """The paper's bar: a difference counts only if its mean is larger than one sd of the paired
+    differences (so at least two seeds)."""
+    if len(diffs) < 2:
+        return "- (one seed)"
+    mean, sd = float(np.mean(diffs)), float(np.std(diffs, ddof=1))
+    return "gain" if mean > sd else "loss" if mean < -sd else "no"
 
 
 def column(recs: Dict[int, Record], metric: str) -> List[Optional[float]]:
@@ -252,4 +267,43 @@ def kl_reduction_report(runs: Runs, jobs: Sequence[Job], report_dir: str, comman
     return _write(report_dir, "kl_reduction", lines)
 
 
-REPORTS = {"sparsity": sparsity_report, "schedule-length": schedule_length_report, "kl-reduction": kl_reduction_report}
+def tables_report(runs: Runs, jobs: Sequence[Job], report_dir: str, command: str) -> str:
+    rows = collect(runs, jobs, lambda j: (j.mode, j.variant))
+    modes = sorted({j.mode for j in jobs}, key=lambda m: list(MODE_NAMES).index(m))
+    lines = _header("The paper's Table 2 and Table 3 on SynthVG, at the configs' schedules (issue 15)", command, jobs) + [
+             "Best val mR@50 checkpoint tested (the paper's rule). Mean ± sample sd over seeds (n); Δ: the row "
+             "minus Motifs on the same seed. Paper's bar: `gain` (`loss`) when the mean Δ is larger (smaller) "
+             "than plus (minus) one sd of the per-seed Δ, else `no`. SA = supervised alignment (CE to the "
+             "labels), SSA = self-supervised (KL), PH / UPH = tied / untied head; Align-Motifs is SSA + UPH."]
+    names = {**{v: n for v, (n, _) in ALL_VARIANTS.items()}, "align": "Align-Motifs (SSA + UPH)"}
+    for mode in modes:
+        metrics = ("best val mR@50",) + TEST_METRICS
+        lines += ["", f"## {MODE_NAMES[mode]}", "", "| model | n | " + " | ".join(
+                  m if m.startswith("best") else f"test {m}" for m in metrics) + " |",
+                  "|---|---:|" + "---:|" * len(metrics)]
+        present = [v for v in ALL_VARIANTS if (mode, v) in rows]
+        for v in present:
+            recs = rows[(mode, v)]
+            lines.append(f"| {names[v]} | {len(recs)} | " + " | ".join(pm(column(recs, m)) for m in metrics) + " |")
+        prior = load_results(runs.prior_dir(mode), TEST_SET)
+        if prior is not None:
+            lines.append("| Frequency prior | - | - | " + " | ".join(
+                f"{100.0 * prior['metrics'][m]:.1f}" if m in prior["metrics"] else "-" for m in TEST_METRICS) + " |")
+        motifs = rows.get((mode, "motifs"), {})
+        lines += ["", "| row minus Motifs | Δ test mR@50 per seed | mean ± sd | paper's bar | Δ test R@50 per seed | "
+                  "mean ± sd | paper's bar |", "|---|---|---:|---|---|---:|---|"]
+        for v in present[1:] if present[:1] == ["motifs"] else []:
+            cells = [f"{paired(rows[(mode, v)], motifs, m)} | "
+                     f"{paper_bar(list(paired_diffs(rows[(mode, v)], motifs, m).values()))}" for m in ("mR@50", "R@50")]
+            lines.append(f"| {names[v]} | " + " | ".join(cells) + " |")
+        diffs = list(paired_diffs(rows.get((mode, "align"), {}), motifs, "mR@50").values())
+        sd = [x for x in column(motifs, "mR@50") if x is not None]
+        if len(diffs) >= 2 and len(sd) >= 2:
+            seed_sd, half = float(np.std(sd, ddof=1)), abs(float(np.mean(diffs))) / 2
+            lines += ["", f"Seeds: Motifs's test mR@50 seed sd {seed_sd:.1f} against half the Align-Motifs "
+                      f"difference {half:.1f}: " + ("more seeds needed (the issue's rule)." if seed_sd > half
+                                                    else "enough seeds.")]
+    return _write(report_dir, "tables", lines)
+
+
+REPORTS = {"tables": tables_report, "sparsity": sparsity_report, "schedule-length": schedule_length_report, "kl-reduction": kl_reduction_report}

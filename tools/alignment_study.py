@@ -1,14 +1,18 @@
 #!/usr/bin/env python
 """Does the alignment help? Issue 15's three studies on SynthVG, one subcommand each.
 
-    python tools/alignment_study.py {sparsity,schedule-length,kl-reduction} [--out alignment_output]
-        [--detector FILE] [--data-dir datasets] [--seeds 0 1 2] [--variants motifs align]
-        [--fractions 0.25 0.5 1.0] [--lengths 1 2 3] [--modes predcls sgcls] [--mask-reduction batchmean]
+    python tools/alignment_study.py {tables,sparsity,schedule-length,kl-reduction} [--out alignment_output]
+        [--detector FILE] [--data-dir datasets] [--seeds 0 1 2] [--variants motifs align ...]
+        [--fractions 0.25 0.5 1.0] [--lengths 1 2 3] [--modes predcls sgcls sgdet] [--mask-reduction batchmean]
         [--detector-cache DIR] [--report-only] --jobs 2 [KEY VALUE ...]
 
 (the list options take every value up to the next option: end with a single-valued one, such as
 --jobs, before the KEY VALUE overrides, which go to every run)
 
+- ``tables`` (``make reproduce``): the paper's Table 2 and Table 3 at the configs' schedules:
+  Motifs and Align-Motifs in PredCls, SGCls and SGDet, the Table 3 ablation in PredCls (SA + UPH,
+  SSA + PH; SSA + UPH is Align-Motifs), the frequency prior of each protocol, best-val checkpoint
+  tested -> ``OUT/tables/tables.md`` (mean ± sd, paired differences, the paper's one-sd bar).
 - ``sparsity`` (``make sparsity``): PredCls, Motifs and Align-Motifs, DATASETS.TRAIN_FRACTION
   0.25 / 0.5 / 1.0 with the schedule scaled by the fraction (same epochs), best-val checkpoint
   tested -> ``OUT/sparsity/sparsity.md`` and ``sparsity.png``.
@@ -49,12 +53,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 
-from demo import ALIGN_ON, MODE_NAMES, RELATION_CONFIG, TEST_SET, VARIANTS, mode_switches, run_pool  # noqa: E402
+from demo import ABLATIONS, ALIGN_ON, MODE_NAMES, RELATION_CONFIG, TEST_SET, VARIANTS, mode_switches, run_pool  # noqa: E402
 
 from maskrcnn_benchmark.config import ConfigError, load_config  # noqa: E402
-from maskrcnn_benchmark.engine.report import load_results  # noqa: E402
+from maskrcnn_benchmark.engine.report import MODES, load_results  # noqa: E402
 
-STUDIES = ("sparsity", "schedule-length", "kl-reduction")
+STUDIES = ("tables", "sparsity", "schedule-length", "kl-reduction")
+ALL_VARIANTS = {**VARIANTS, **ABLATIONS}  # every variant but Motifs trains with the alignment
 SCHEDULE_KEYS = ("SOLVER.MAX_ITER", "SOLVER.SCHEDULE.UPDATE_PERIOD", "SOLVER.VAL_PERIOD", "SOLVER.CHECKPOINT_PERIOD")
 ALIGN_KEY = "MODEL.ROI_RELATION_HEAD.ALIGN."
 FINAL_DIR = "final_model"  # run_dir/final_model: the test of model_final.pth (schedule-length)
@@ -63,7 +68,7 @@ DEFAULT_DATA_DIR, DEFAULT_DETECTOR = "datasets", "demo_output/detector/model_fin
 
 
 class Job(NamedTuple):
-    """One training run; ``reduction`` / ``mask`` "" = the config's (Align-Motifs only)."""
+    """One training run; ``reduction`` / ``mask`` "" = the config's (aligned variants only)."""
     variant: str
     mode: str
     seed: int
@@ -78,12 +83,23 @@ def scale(value: int, factor: float) -> int:
     return max(1, int(math.floor(value * factor + 0.5)))
 
 
+def study_variants(study: str) -> List[str]:
+    """The variants a study runs by default (and may run): the ablation only in ``tables``."""
+    return list(ALL_VARIANTS if study == "tables" else VARIANTS)
+
+
 def study_jobs(study: str, seeds: Sequence[int], variants: Sequence[str], fractions: Sequence[float] = (),
                lengths: Sequence[int] = (), modes: Sequence[str] = (), mask_reduction: str = "batchmean"
                ) -> List[Job]:
     """The runs of one study, longest first (the pool's slots then end together)."""
     jobs: List[Job] = []
-    if study == "sparsity":
+    if study == "tables":
+        for mode in sorted(modes, key=lambda m: -MODES.index(m)):  # SGDet, SGCls, PredCls: longest first
+            for s in seeds:
+                rows = [Job("motifs", mode, s), Job("align", mode, s)]
+                rows += [Job(v, mode, s) for v in ABLATIONS] if mode == "predcls" else []
+                jobs += [j for j in rows if j.variant in variants]
+    elif study == "sparsity":
         jobs = [Job(v, "predcls", s, fraction=f) for f in sorted(fractions, reverse=True) for s in seeds
                 for v in variants]
     elif study == "schedule-length":
@@ -129,7 +145,7 @@ class Runs:
 
     def resolve(self, job: Job) -> Job:
         """``job`` with the config's ALIGN.KL_REDUCTION / MASK filled in (Align-Motifs)."""
-        if job.variant != "align":
+        if job.variant == "motifs":
             return job._replace(reduction="", mask="")
         align = self.config(job.mode).MODEL.ROI_RELATION_HEAD.ALIGN
         return job._replace(reduction=job.reduction or align.KL_REDUCTION, mask=job.mask or align.MASK)
@@ -145,7 +161,7 @@ class Runs:
         if job.fraction != 1.0:
             parts.append(f"frac{job.fraction:g}")
         parts.append(f"it{self.schedule(job)['SOLVER.MAX_ITER']}")
-        if job.variant == "align":
+        if job.variant != "motifs":
             parts += [job.reduction, job.mask]
         if self.identity():
             parts.append("o" + hashlib.sha1(shlex.join(self.identity()).encode()).hexdigest()[:8])
@@ -156,8 +172,8 @@ class Runs:
 
     def overrides(self, job: Job, output_dir: str) -> List[str]:
         job = self.resolve(job)
-        extra = list(VARIANTS[job.variant][1])
-        if job.variant == "align":
+        extra = list(ALL_VARIANTS[job.variant][1])
+        if job.variant != "motifs":
             extra += [ALIGN_KEY + "KL_REDUCTION", job.reduction, ALIGN_KEY + "MASK", job.mask]
         sched = [x for k, v in self.schedule(job).items() for x in (k, str(v))]
         cache = ["MODEL.DETECTOR_CACHE_DIR", self.detector_cache] if self.detector_cache else []
@@ -175,6 +191,16 @@ class Runs:
                 "--weight", os.path.join(d, "model_final.pth"), "--splits", "test",
                 *self.overrides(job, os.path.join(d, FINAL_DIR))]
 
+    def prior_dir(self, mode: str) -> str:
+        """The frequency prior's test (no training: it depends on the data, detector and overrides)."""
+        tag = ["o" + hashlib.sha1(shlex.join(self.identity()).encode()).hexdigest()[:8]] if self.identity() else []
+        return os.path.join(self.out, "runs", "_".join(["prior", mode, *tag]))
+
+    def prior_cmd(self, mode: str) -> List[str]:
+        cache = ["MODEL.DETECTOR_CACHE_DIR", self.detector_cache] if self.detector_cache else []
+        return [sys.executable, "tools/demo.py", "--frequency-baseline", mode, self.prior_dir(mode), self.detector,
+                self.data_dir, *cache, *self.opts]
+
     def finished(self, job: Job) -> bool:
         return load_results(self.run_dir(job), TEST_SET) is not None
 
@@ -183,12 +209,12 @@ class Runs:
 
     def describe(self, job: Job) -> str:
         job = self.resolve(job)
-        what = [VARIANTS[job.variant][0], MODE_NAMES[job.mode]]
+        what = [ALL_VARIANTS[job.variant][0], MODE_NAMES[job.mode]]
         if job.fraction != 1.0:
             what.append(f"{job.fraction:g} of train")
         if job.length != 1:
             what.append(f"{job.length}x")
-        if job.variant == "align":
+        if job.variant != "motifs":
             what.append(f"{job.reduction}/{job.mask}")
         return " ".join(what + [f"seed {job.seed}"])
 
@@ -205,6 +231,14 @@ def pending_training(runs: Runs, jobs: Sequence[Job]) -> List[Tuple[List[str], s
     return todo
 
 
+def pending_priors(runs: Runs, jobs: Sequence[Job]) -> List[Tuple[List[str], str, str]]:
+    """The frequency-prior tests still to do, one per protocol of ``jobs`` (after the runs, whose
+    test images are in the detector cache by then)."""
+    modes = sorted({j.mode for j in jobs}, key=lambda m: -MODES.index(m))
+    return [(runs.prior_cmd(m), f"frequency prior {MODE_NAMES[m]}", runs.prior_dir(m)) for m in modes
+            if load_results(runs.prior_dir(m), TEST_SET) is None]
+
+
 def pending_final_tests(runs: Runs, jobs: Sequence[Job]) -> List[Tuple[List[str], str, str]]:
     """The final-model tests still to do, of the runs that finished training."""
     return [(runs.final_test_cmd(j), f"final model of {runs.describe(j)}", os.path.join(runs.run_dir(j), FINAL_DIR))
@@ -215,7 +249,7 @@ def pending_final_tests(runs: Runs, jobs: Sequence[Job]) -> List[Tuple[List[str]
 def report_seeds(runs: Runs, study: str, asked: Sequence[int], **lists) -> List[int]:
     """The seeds asked for and every other seed with a run folder of this study under OUT/runs."""
     found = {s for s in SEARCH_SEEDS
-             if any(os.path.isdir(runs.run_dir(j)) for j in study_jobs(study, [s], list(VARIANTS), **lists))}
+             if any(os.path.isdir(runs.run_dir(j)) for j in study_jobs(study, [s], study_variants(study), **lists))}
     return sorted(found | set(asked))
 
 
@@ -225,7 +259,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     common.add_argument("--detector", default=DEFAULT_DETECTOR, help="the stage-1 checkpoint")
     common.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="DATASETS.DATA_DIR (SynthVG in DATA_DIR/synthvg)")
     common.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    common.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))
+    common.add_argument("--variants", nargs="+", choices=list(ALL_VARIANTS), default=None,
+                        help="default: motifs align (tables: and the Table 3 ablation's)")
     common.add_argument("--detector-cache", default="", metavar="DIR",
                         help="MODEL.DETECTOR_CACHE_DIR of every run (default OUT/detector_cache)")
     common.add_argument("--jobs", type=int, default=2, help="runs at once (one core each)")
@@ -233,6 +268,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = p.add_subparsers(dest="study", required=True, metavar="{" + ",".join(STUDIES) + "}")
     parsers = {name: sub.add_parser(name, parents=[common], help=f"make {name}") for name in STUDIES}
+    parsers["tables"].add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     parsers["sparsity"].add_argument("--fractions", nargs="+", type=float, default=[0.25, 0.5, 1.0],
                                      help="DATASETS.TRAIN_FRACTION values")
     parsers["schedule-length"].add_argument("--lengths", nargs="+", type=int, default=[1, 2, 3],
@@ -251,6 +287,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     bad = [f for f in a.fractions if not 0.0 < f <= 1.0] + [k for k in a.lengths if k < 1]
     if bad:
         parsers[a.study].error(f"--fractions must be in (0, 1] and --lengths at least 1, got {bad}")
+    a.variants = a.variants or study_variants(a.study)
+    if set(a.variants) - set(study_variants(a.study)):
+        parsers[a.study].error(f"--variants: the Table 3 ablation runs in `tables` only, got {a.variants}")
     return a
 
 
@@ -278,7 +317,8 @@ def main(argv=None) -> int:
         for job in jobs:
             if runs.finished(job):
                 print(f"==> {runs.describe(job)}: reusing {os.path.relpath(runs.run_dir(job))}")
-        phases = [pending_training] + ([pending_final_tests] if a.study == "schedule-length" else [])
+        phases = [pending_training] + ([pending_final_tests] if a.study == "schedule-length" else []) + \
+            ([pending_priors] if a.study == "tables" else [])
         for phase in phases:  # the final-model tests of the runs that did finish, even if others failed
             try:
                 todo = phase(runs, jobs)
@@ -291,7 +331,7 @@ def main(argv=None) -> int:
     os.makedirs(report_dir, exist_ok=True)
     command = shlex.join(["python", os.path.relpath(os.path.abspath(sys.argv[0]), ROOT), *sys.argv[1:]]) \
         if argv is None else shlex.join(["python", "tools/alignment_study.py", *argv])
-    text = REPORTS[a.study](runs, study_jobs(a.study, seeds, list(VARIANTS), **lists), report_dir, command)
+    text = REPORTS[a.study](runs, study_jobs(a.study, seeds, study_variants(a.study), **lists), report_dir, command)
     print(text)
     if failed:
         print(f"alignment_study: {failed.strip()}", file=sys.stderr)

@@ -27,7 +27,9 @@ def default_runs(study, out, opts=BASE, root=None):
 
 def fake_run(folder, mr50, r50=0.6, val=(), images=None, final=None):
     """A finished run: test results, val mR@50 points (step, fraction) and the log's statistics line."""
-    for sub, metrics in (("", {"mR@20": mr50 - 0.05, "mR@50": mr50, "mR@100": mr50 + 0.05, "R@50": r50}),
+    test = {"mR@20": mr50 - 0.05, "mR@50": mr50, "mR@100": mr50 + 0.05, "R@20": r50 - 0.1, "R@50": r50,
+            "R@100": r50 + 0.1}
+    for sub, metrics in (("", test),
                          ("final_model", final)):
         if metrics is None:
             continue
@@ -58,6 +60,61 @@ def test_arguments(study):
         with pytest.raises(SystemExit) as e:
             study.parse_args(bad)
         assert e.value.code == 2
+
+
+def test_tables_arguments_jobs_and_priors(study, tmp_path):
+    a = study.parse_args(["tables"])
+    assert a.modes == ["predcls", "sgcls", "sgdet"] and a.variants == ["motifs", "align", "align_sa_uph", "align_ssa_ph"]
+    assert study.parse_args(["sparsity"]).variants == ["motifs", "align"]
+    with pytest.raises(SystemExit) as e:  # the ablation belongs to the tables only
+        study.parse_args(["sparsity", "--variants", "align_sa_uph", "--jobs", "1"])
+    assert e.value.code == 2
+    runs = default_runs(study, tmp_path, root=study.ROOT)
+    jobs = study.study_jobs("tables", [0, 1], a.variants, modes=a.modes)
+    assert [runs.name(j).replace(f"_{TAG}", "") for j in jobs if j.seed == 0] == [
+        "motifs_sgdet_it3000_seed0", "align_sgdet_it3000_batchmean_row_seed0",
+        "motifs_sgcls_it3000_seed0", "align_sgcls_it3000_batchmean_row_seed0",
+        "motifs_predcls_it3000_seed0", "align_predcls_it3000_batchmean_row_seed0",
+        "align_sa_uph_predcls_it3000_batchmean_row_seed0", "align_ssa_ph_predcls_it3000_batchmean_row_seed0"]
+    assert len(jobs) == 16
+    # Table 2's PredCls runs are the sparsity study's 1.0 runs (shared, not trained twice)
+    sparsity = study.study_jobs("sparsity", [0, 1], ["motifs", "align"], fractions=[1.0])
+    assert {runs.name(j) for j in sparsity} <= {runs.name(j) for j in jobs}
+    pairs = lambda cmd: dict(zip(cmd[4::2], cmd[5::2]))  # noqa: E731
+    sa = pairs(runs.train_cmd(study.Job("align_sa_uph", "predcls", 0)))
+    assert sa["MODEL.ROI_RELATION_HEAD.ALIGN.ENABLED"] == "True" and sa["MODEL.ROI_RELATION_HEAD.ALIGN.LOSS"] == "ce"
+    assert pairs(runs.train_cmd(study.Job("align_ssa_ph", "predcls", 0)))["MODEL.ROI_RELATION_HEAD.ALIGN.HEAD"] == "tied"
+    # one frequency prior per protocol, after the runs, none once tested
+    assert [d for _, _, d in study.pending_priors(runs, jobs)] == [
+        os.path.join(str(tmp_path), "runs", f"prior_{m}_{TAG}") for m in ("sgdet", "sgcls", "predcls")]
+    cmd = runs.prior_cmd("sgcls")
+    assert cmd[1:5] == ["tools/demo.py", "--frequency-baseline", "sgcls", runs.prior_dir("sgcls")] and cmd[-len(BASE):] == BASE
+    fake_run(runs.prior_dir("sgcls"), 0.3)
+    assert [d for _, _, d in study.pending_priors(runs, jobs)] == [runs.prior_dir("sgdet"), runs.prior_dir("predcls")]
+
+
+def test_tables_report(study, tmp_path):
+    runs = default_runs(study, tmp_path)
+    for seed in (0, 1, 2):
+        fake_run(runs.run_dir(study.Job("motifs", "predcls", seed)), 0.60 + 0.02 * seed, val=[(300, 0.6)])
+        fake_run(runs.run_dir(study.Job("align", "predcls", seed)), 0.63 + 0.02 * seed, r50=0.6 + 0.01 * seed)
+        fake_run(runs.run_dir(study.Job("align_sa_uph", "predcls", seed)), 0.60 + 0.01 * seed)
+    fake_run(runs.run_dir(study.Job("motifs", "sgcls", 0)), 0.40)
+    fake_run(runs.run_dir(study.Job("align", "sgcls", 0)), 0.45)
+    fake_run(runs.prior_dir("predcls"), 0.50)
+    assert study.main(["tables", "--out", str(tmp_path), "--report-only", "--seeds", "0", "--modes", "predcls",
+                       "sgcls", "--jobs", "1", *BASE]) == 0
+    text = (tmp_path / "tables" / "tables.md").read_text()
+    assert "| Motifs | 3 | 60.0 ± 0.0 | 57.0 ± 2.0 | 62.0 ± 2.0 | 67.0 ± 2.0 | 50.0 ± 0.0 | 60.0 ± 0.0 | 70.0 ± 0.0 |" in text
+    assert "| Motifs + SSA + PH | 0 | - |" in text  # not run yet
+    assert "| Frequency prior | - | - | 45.0 | 50.0 | 55.0 | 50.0 | 60.0 | 70.0 |" in text
+    # +3 on every seed: a gain (sd 0); R@50 +0, +1, +2: mean 1.0 = one sd, not larger: no
+    assert ("| Align-Motifs (SSA + UPH) | +3.0 (s0), +3.0 (s1), +3.0 (s2) | 3.0 ± 0.0 | gain | "
+            "+0.0 (s0), +1.0 (s1), +2.0 (s2) | 1.0 ± 1.0 | no |") in text
+    assert "| Motifs + SA + UPH | +0.0 (s0), -1.0 (s1), -2.0 (s2) | -1.0 ± 1.0 | no |" in text
+    assert "Seeds: Motifs's test mR@50 seed sd 2.0 against half the Align-Motifs difference 1.5: more seeds" in text
+    sgcls = text[text.index("## SGCls"):]
+    assert "| Align-Motifs (SSA + UPH) | +5.0 (s0) | 5.0 | - (one seed) |" in sgcls and "SSA + PH" not in sgcls
 
 
 def test_scale_rounds_half_up_and_keeps_one(study):
