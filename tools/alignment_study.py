@@ -1,9 +1,10 @@
 #!/usr/bin/env python
 """Does the alignment help? Issue 15's three studies on SynthVG, one subcommand each.
 
-    python tools/alignment_study.py {tables,sparsity,schedule-length,kl-reduction} [--out alignment_output]
+    python tools/alignment_study.py {tables,predictors,sparsity,schedule-length,kl-reduction} [--out alignment_output]
         [--detector FILE] [--data-dir datasets] [--seeds 0 1 2] [--variants motifs align ...]
         [--fractions 0.25 0.5 1.0] [--lengths 1 2 3] [--modes predcls sgcls sgdet] [--mask-reduction batchmean]
+        [--predictors motifs transformer vctree imp]
         [--detector-cache DIR] [--report-only] --jobs 2 [KEY VALUE ...]
 
 (the list options take every value up to the next option: end with a single-valued one, such as
@@ -13,6 +14,9 @@
   Motifs and Align-Motifs in PredCls, SGCls and SGDet, the Table 3 ablation in PredCls (SA + UPH,
   SSA + PH; SSA + UPH is Align-Motifs), the frequency prior of each protocol, best-val checkpoint
   tested -> ``OUT/tables/tables.md`` (mean ± sd, paired differences, the paper's one-sd bar).
+- ``predictors`` (``make predictors``): Motifs, Transformer, VCTree and IMP, each with and without
+  the alignment (``configs/synthvg/<predictor>[_align]_<mode>.yaml``: the Motifs configs with the
+  predictor swapped), PredCls by default, and the frequency prior -> ``OUT/predictors/predictors.md``.
 - ``sparsity`` (``make sparsity``): PredCls, Motifs and Align-Motifs, DATASETS.TRAIN_FRACTION
   0.25 / 0.5 / 1.0 with the schedule scaled by the fraction (same epochs), best-val checkpoint
   tested -> ``OUT/sparsity/sparsity.md`` and ``sparsity.png``.
@@ -58,7 +62,9 @@ from demo import ABLATIONS, ALIGN_ON, MODE_NAMES, RELATION_CONFIG, TEST_SET, VAR
 from maskrcnn_benchmark.config import ConfigError, load_config  # noqa: E402
 from maskrcnn_benchmark.engine.report import MODES, load_results  # noqa: E402
 
-STUDIES = ("tables", "sparsity", "schedule-length", "kl-reduction")
+STUDIES = ("tables", "predictors", "sparsity", "schedule-length", "kl-reduction")
+PREDICTORS = {"motifs": "Motifs", "transformer": "Transformer", "vctree": "VCTree", "imp": "IMP"}
+PREDICTOR_CONFIG = "configs/synthvg/{predictor}{align}_{mode}.yaml"  # all but Motifs (RELATION_CONFIG)
 ALL_VARIANTS = {**VARIANTS, **ABLATIONS}  # every variant but Motifs trains with the alignment
 SCHEDULE_KEYS = ("SOLVER.MAX_ITER", "SOLVER.SCHEDULE.UPDATE_PERIOD", "SOLVER.VAL_PERIOD", "SOLVER.CHECKPOINT_PERIOD")
 ALIGN_KEY = "MODEL.ROI_RELATION_HEAD.ALIGN."
@@ -76,6 +82,7 @@ class Job(NamedTuple):
     length: int = 1
     reduction: str = ""
     mask: str = ""
+    predictor: str = "motifs"
 
 
 def scale(value: int, factor: float) -> int:
@@ -89,8 +96,8 @@ def study_variants(study: str) -> List[str]:
 
 
 def study_jobs(study: str, seeds: Sequence[int], variants: Sequence[str], fractions: Sequence[float] = (),
-               lengths: Sequence[int] = (), modes: Sequence[str] = (), mask_reduction: str = "batchmean"
-               ) -> List[Job]:
+               lengths: Sequence[int] = (), modes: Sequence[str] = (), mask_reduction: str = "batchmean",
+               predictors: Sequence[str] = ()) -> List[Job]:
     """The runs of one study, longest first (the pool's slots then end together)."""
     jobs: List[Job] = []
     if study == "tables":
@@ -99,6 +106,9 @@ def study_jobs(study: str, seeds: Sequence[int], variants: Sequence[str], fracti
                 rows = [Job("motifs", mode, s), Job("align", mode, s)]
                 rows += [Job(v, mode, s) for v in ABLATIONS] if mode == "predcls" else []
                 jobs += [j for j in rows if j.variant in variants]
+    elif study == "predictors":
+        jobs = [Job(v, mode, s, predictor=p) for mode in sorted(modes, key=lambda m: -MODES.index(m))
+                for s in seeds for p in predictors for v in variants]
     elif study == "sparsity":
         jobs = [Job(v, "predcls", s, fraction=f) for f in sorted(fractions, reverse=True) for s in seeds
                 for v in variants]
@@ -157,7 +167,7 @@ class Runs:
 
     def name(self, job: Job) -> str:
         job = self.resolve(job)
-        parts = [job.variant, job.mode]
+        parts = ([] if job.predictor == "motifs" else [job.predictor]) + [job.variant, job.mode]
         if job.fraction != 1.0:
             parts.append(f"frac{job.fraction:g}")
         parts.append(f"it{self.schedule(job)['SOLVER.MAX_ITER']}")
@@ -181,13 +191,22 @@ class Runs:
                 "DATASETS.TRAIN_FRACTION", str(job.fraction), "SOLVER.TO_VAL", "True", "SOLVER.SELECT_BEST_VAL",
                 "True", "MODEL.PRETRAINED_DETECTOR_CKPT", self.detector, "OUTPUT_DIR", output_dir, "SEED", str(job.seed)]
 
+    @staticmethod
+    def config_file(job: Job) -> str:
+        """Motifs: the relation config (the variant's overrides add the alignment); another
+        predictor: its SynthVG config, which is the Motifs one with the predictor swapped."""
+        if job.predictor == "motifs":
+            return RELATION_CONFIG.format(mode=job.mode)
+        return PREDICTOR_CONFIG.format(predictor=job.predictor, align="" if job.variant == "motifs" else "_align",
+                                       mode=job.mode)
+
     def train_cmd(self, job: Job) -> List[str]:
-        return [sys.executable, "tools/relation_train_net.py", "--config-file", RELATION_CONFIG.format(mode=job.mode),
+        return [sys.executable, "tools/relation_train_net.py", "--config-file", self.config_file(job),
                 *self.overrides(job, self.run_dir(job))]
 
     def final_test_cmd(self, job: Job) -> List[str]:
         d = self.run_dir(job)
-        return [sys.executable, "tools/relation_test_net.py", "--config-file", RELATION_CONFIG.format(mode=job.mode),
+        return [sys.executable, "tools/relation_test_net.py", "--config-file", self.config_file(job),
                 "--weight", os.path.join(d, "model_final.pth"), "--splits", "test",
                 *self.overrides(job, os.path.join(d, FINAL_DIR))]
 
@@ -209,7 +228,8 @@ class Runs:
 
     def describe(self, job: Job) -> str:
         job = self.resolve(job)
-        what = [ALL_VARIANTS[job.variant][0], MODE_NAMES[job.mode]]
+        what = [ALL_VARIANTS[job.variant][0] if job.predictor == "motifs" else
+                PREDICTORS[job.predictor] + (" + alignment" if job.variant != "motifs" else ""), MODE_NAMES[job.mode]]
         if job.fraction != 1.0:
             what.append(f"{job.fraction:g} of train")
         if job.length != 1:
@@ -269,6 +289,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     sub = p.add_subparsers(dest="study", required=True, metavar="{" + ",".join(STUDIES) + "}")
     parsers = {name: sub.add_parser(name, parents=[common], help=f"make {name}") for name in STUDIES}
     parsers["tables"].add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
+    parsers["predictors"].add_argument("--modes", nargs="+", choices=list(MODES), default=["predcls"])
+    parsers["predictors"].add_argument("--predictors", nargs="+", choices=list(PREDICTORS), default=list(PREDICTORS))
     parsers["sparsity"].add_argument("--fractions", nargs="+", type=float, default=[0.25, 0.5, 1.0],
                                      help="DATASETS.TRAIN_FRACTION values")
     parsers["schedule-length"].add_argument("--lengths", nargs="+", type=int, default=[1, 2, 3],
@@ -284,6 +306,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     a.lengths = getattr(a, "lengths", [1])
     a.modes = getattr(a, "modes", ["predcls"])
     a.mask_reduction = getattr(a, "mask_reduction", "batchmean")
+    a.predictors = getattr(a, "predictors", ["motifs"])
     bad = [f for f in a.fractions if not 0.0 < f <= 1.0] + [k for k in a.lengths if k < 1]
     if bad:
         parsers[a.study].error(f"--fractions must be in (0, 1] and --lengths at least 1, got {bad}")
@@ -300,7 +323,8 @@ def main(argv=None) -> int:
     out = os.path.abspath(a.out)
     runs = Runs(out, os.path.abspath(a.detector), os.path.abspath(a.data_dir), a.opts,
                 os.path.abspath(a.detector_cache or os.path.join(out, "detector_cache")))
-    lists = {"fractions": a.fractions, "lengths": a.lengths, "modes": a.modes, "mask_reduction": a.mask_reduction}
+    lists = {"fractions": a.fractions, "lengths": a.lengths, "modes": a.modes, "mask_reduction": a.mask_reduction,
+             "predictors": a.predictors}
     jobs = study_jobs(a.study, a.seeds, a.variants, **lists)
     try:  # the overrides, checked once: a bad key is one line, not a failed run per job
         for mode in sorted({j.mode for j in jobs}):
@@ -318,7 +342,7 @@ def main(argv=None) -> int:
             if runs.finished(job):
                 print(f"==> {runs.describe(job)}: reusing {os.path.relpath(runs.run_dir(job))}")
         phases = [pending_training] + ([pending_final_tests] if a.study == "schedule-length" else []) + \
-            ([pending_priors] if a.study == "tables" else [])
+            ([pending_priors] if a.study in ("tables", "predictors") else [])
         for phase in phases:  # the final-model tests of the runs that did finish, even if others failed
             try:
                 todo = phase(runs, jobs)

@@ -117,6 +117,42 @@ def test_tables_report(study, tmp_path):
     assert "| Align-Motifs (SSA + UPH) | +5.0 (s0) | 5.0 | - (one seed) |" in sgcls and "SSA + PH" not in sgcls
 
 
+def test_predictors_jobs_configs_and_report(study, tmp_path):
+    a = study.parse_args(["predictors"])
+    assert a.modes == ["predcls"] and a.predictors == ["motifs", "transformer", "vctree", "imp"]
+    assert a.variants == ["motifs", "align"]
+    runs = default_runs(study, tmp_path, root=study.ROOT)
+    jobs = study.study_jobs("predictors", [0], a.variants, modes=["predcls"], predictors=a.predictors)
+    assert [runs.name(j).replace(f"_{TAG}", "") for j in jobs] == [
+        "motifs_predcls_it3000_seed0", "align_predcls_it3000_batchmean_row_seed0",
+        "transformer_motifs_predcls_it3000_seed0", "transformer_align_predcls_it3000_batchmean_row_seed0",
+        "vctree_motifs_predcls_it3000_seed0", "vctree_align_predcls_it3000_batchmean_row_seed0",
+        "imp_motifs_predcls_it3000_seed0", "imp_align_predcls_it3000_batchmean_row_seed0"]
+    # Motifs's runs are Table 2's (shared); the others train from their own configs
+    tables = study.study_jobs("tables", [0], ["motifs", "align"], modes=["predcls"])
+    assert {runs.name(j) for j in tables} <= {runs.name(j) for j in jobs}
+    configs = [runs.train_cmd(j)[3] for j in jobs]
+    assert configs[:2] == ["configs/synthvg/motifs_predcls.yaml"] * 2
+    assert configs[2:4] == ["configs/synthvg/transformer_predcls.yaml", "configs/synthvg/transformer_align_predcls.yaml"]
+    assert all(os.path.isfile(os.path.join(study.ROOT, c)) for c in configs)
+    assert runs.final_test_cmd(jobs[7])[3] == "configs/synthvg/imp_align_predcls.yaml"
+
+    for seed, (plain, aligned) in enumerate([(0.40, 0.45), (0.50, 0.53)]):
+        fake_run(runs.run_dir(study.Job("motifs", "predcls", seed, predictor="vctree")), plain, r50=0.5)
+        fake_run(runs.run_dir(study.Job("align", "predcls", seed, predictor="vctree")), aligned - 0.01, r50=0.5)
+    fake_run(runs.run_dir(study.Job("motifs", "predcls", 0, predictor="imp")), 0.30)  # no aligned run yet
+    fake_run(runs.prior_dir("predcls"), 0.20, r50=0.3)
+    assert study.main(["predictors", "--out", str(tmp_path), "--report-only", "--seeds", "0", "1", "--jobs", "1",
+                       *BASE]) == 0
+    rows = {line.split(" | ")[0].strip("| "): line
+            for line in (tmp_path / "predictors" / "predictors.md").read_text().splitlines() if line.startswith("| ")}
+    assert rows["VCTree"] == ("| VCTree | 2 | 40.0 ± 7.1 | 45.0 ± 7.1 | 50.0 ± 7.1 | 50.0 ± 0.0 | 2 | 48.0 ± 5.7 | "
+                              "50.0 ± 0.0 | +4.0 (s0), +2.0 (s1) | 3.0 ± 1.4 | gain |")
+    assert rows["IMP"].startswith("| IMP | 1 | 25.0 | 30.0 |") and rows["IMP"].endswith("| 0 | - | - | - | - | - |")
+    assert rows["Motifs"].startswith("| Motifs | 0 | - |")
+    assert rows["Frequency prior"].startswith("| Frequency prior | - | 15.0 | 20.0 | 25.0 | 30.0 |")
+
+
 def test_scale_rounds_half_up_and_keeps_one(study):
     assert [study.scale(30, f) for f in (0.25, 0.5, 1.0)] == [8, 15, 30]  # 7.5 -> 8
     assert study.scale(3000, 3) == 9000 and study.scale(3, 0.1) == 1 and study.scale(10, 0.25) == 3
