@@ -81,7 +81,7 @@ predictor-align: install
 # Motifs rows are make reproduce's runs (shared). Resumable; ~25-30 min per PredCls run here, two
 # at a time, so one seed of the six other runs is ~1 h 30 min: make predictors STUDY_SEEDS=0
 STUDY_MODES ?= predcls
-predictors: install
+predictors: data
 	$(PY) tools/alignment_study.py predictors --out $(ALIGN_OUT) --detector $(DETECTOR) --seeds $(STUDY_SEEDS) \
 	  --modes $(STUDY_MODES) $(ALIGN_STUDY_ARGS) --jobs 2 $(OPTS)
 
@@ -141,7 +141,7 @@ vg-smoke: install
 .PHONY: curves
 CURVES_ITERS ?= 1500 3000
 CURVES_MODES ?= predcls sgcls sgdet
-curves: install
+curves: data
 	$(PY) tools/schedule_study.py --out curves_output --modes $(CURVES_MODES) --iters $(CURVES_ITERS) --jobs 2 $(CURVES_ARGS)
 
 # Issue 15, does the alignment help? (tools/alignment_study.py; rules and protocols in
@@ -164,8 +164,8 @@ curves: install
 STUDY_SEEDS ?= 0 1 2
 ALIGN_OUT ?= alignment_output
 ALIGN_STUDY_ARGS ?=
-DETECTOR ?= demo_output/detector/model_final.pth
-sparsity schedule-length kl-reduction: install
+DETECTOR ?= checkpoints/synthvg_detector_VGG16.pth
+sparsity schedule-length kl-reduction: data
 	$(PY) tools/alignment_study.py $@ --out $(ALIGN_OUT) --detector $(DETECTOR) --seeds $(STUDY_SEEDS) \
 	  $(ALIGN_STUDY_ARGS) --jobs 2 $(OPTS)
 
@@ -182,7 +182,7 @@ sparsity schedule-length kl-reduction: install
 # docs/results.md keeps that command with its results.)
 .PHONY: reproduce
 PROTOCOLS ?= predcls sgcls sgdet
-reproduce: install
+reproduce: data
 	$(PY) tools/alignment_study.py tables --out $(ALIGN_OUT) --detector $(DETECTOR) --seeds $(STUDY_SEEDS) \
 	  --modes $(PROTOCOLS) $(ALIGN_STUDY_ARGS) --jobs 2 $(OPTS)
 

@@ -70,7 +70,9 @@ SCHEDULE_KEYS = ("SOLVER.MAX_ITER", "SOLVER.SCHEDULE.UPDATE_PERIOD", "SOLVER.VAL
 ALIGN_KEY = "MODEL.ROI_RELATION_HEAD.ALIGN."
 FINAL_DIR = "final_model"  # run_dir/final_model: the test of model_final.pth (schedule-length)
 SEARCH_SEEDS = range(10)  # seeds the reports look for under OUT/runs
-DEFAULT_DATA_DIR, DEFAULT_DETECTOR = "datasets", "demo_output/detector/model_final.pth"  # relative to ROOT
+DEFAULT_DATA_DIR = "datasets"  # relative to ROOT
+# the shipped SynthVG detector (checkpoints/README.md): every session's runs share it, whichever machine
+DEFAULT_DETECTOR = "checkpoints/synthvg_detector_VGG16.pth"
 
 
 class Job(NamedTuple):

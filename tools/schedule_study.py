@@ -122,7 +122,7 @@ def write_report(out: str, modes: Sequence[str], variants: Sequence[str], length
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default="curves_output")
-    p.add_argument("--detector", default="demo_output/detector/model_final.pth")
+    p.add_argument("--detector", default="checkpoints/synthvg_detector_VGG16.pth")
     p.add_argument("--data-dir", default="datasets")
     p.add_argument("--modes", nargs="+", choices=list(MODE_NAMES), default=list(MODE_NAMES))
     p.add_argument("--variants", nargs="+", choices=list(VARIANTS), default=list(VARIANTS))

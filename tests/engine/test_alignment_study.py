@@ -53,7 +53,7 @@ def test_arguments(study):
     assert (a.study, a.seeds, a.fractions, a.jobs, a.opts) == ("sparsity", [0, 1], [0.5], 2, ["SOLVER.BASE_LR", "0.02"])
     a = study.parse_args(["kl-reduction"])
     assert a.seeds == [0, 1, 2] and a.modes == ["predcls", "sgcls"] and a.mask_reduction == "batchmean"
-    assert a.detector == "demo_output/detector/model_final.pth" and a.opts == []
+    assert a.detector == "checkpoints/synthvg_detector_VGG16.pth" and a.opts == []
     assert study.parse_args(["schedule-length", "--lengths", "1", "3"]).lengths == [1, 3]
     for bad in (["sparsity", "--fractions", "1.5"], ["schedule-length", "--lengths", "0"],
                 ["sparsity", "--lengths", "2"], ["nonsense"]):
