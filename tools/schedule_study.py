@@ -15,7 +15,8 @@ and ``OUT/curves.png`` (val mR@50 against iteration, a panel per protocol).
 
 The rule (docs/results.md, fixed before the runs): a protocol's schedule is the shortest length
 N of the ladder whose doubling raises Motifs's best val mR@50 by at most 0.5 point; Align-Motifs
-gets the same N. Finished runs (``model_final.pth`` present) are reused; unfinished ones resume.
+gets the same N. Finished runs (``model_final.pth`` present, or a val point at N: a run restored by
+``tools/run_records.py``) are reused; unfinished ones resume.
 All runs share one detector cache on disk, ``OUT/detector_cache`` (MODEL.DETECTOR_CACHE_DIR), so
 the frozen detector's output for an image is computed once for the whole study.
 """
@@ -36,6 +37,12 @@ RULE_GAIN = 0.5  # points of best val mR@50 that a doubled schedule may add at m
 
 def run_dir(out: str, variant: str, mode: str, iters: int, seed: int) -> str:
     return os.path.join(out, f"{variant}_{mode}_{iters}" + (f"_seed{seed}" if seed else ""))
+
+
+def finished(d: str, iters: int) -> bool:
+    """A run that ended: its final checkpoint, or (a run restored by tools/run_records.py, without
+    checkpoints) its val curve reaching the last iteration."""
+    return os.path.isfile(os.path.join(d, "model_final.pth")) or any(s == iters for s, _ in val_curve(d))
 
 
 def schedule_opts(iters: int, val_points: int) -> List[str]:
@@ -98,7 +105,7 @@ def write_report(out: str, modes: Sequence[str], variants: Sequence[str], length
             d = run_dir(out, variant, mode, n, seed)
             mr, r = val_curve(d), val_curve(d, "val/R@50")
             curves[mode][f"{name} {n}" + (f" seed {seed}" if seed else "")] = mr
-            done = os.path.isfile(os.path.join(d, "model_final.pth"))
+            done = finished(d, n)
             if not mr:
                 lines.append(f"| {name} | {n} | {seed} | (not run) | | | |")
                 continue
@@ -144,7 +151,7 @@ def main(argv=None) -> int:
     for n in sorted(a.iters, reverse=True):
         for mode, variant, seed in [(m, v, s) for m in reversed(a.modes) for s in a.seeds for v in a.variants]:
             d = run_dir(out, variant, mode, n, seed)
-            if os.path.isfile(os.path.join(d, "model_final.pth")):
+            if finished(d, n):
                 continue
             cmd = [sys.executable, "tools/relation_train_net.py", "--config-file",
                    RELATION_CONFIG.format(mode=mode), "DATASETS.DATA_DIR", os.path.abspath(a.data_dir), *cache,
