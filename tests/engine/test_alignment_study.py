@@ -336,3 +336,32 @@ def test_end_to_end_on_tiny_synthvg_and_rerun_reuses(study, tiny, tiny_synthvg, 
     assert "| 1x | 2 | Motifs | 1 | " in (tmp_path / "out" / "schedule_length" / "schedule_length.md").read_text()
     monkeypatch.setattr(study, "run_pool", lambda *a: pytest.fail(f"reran finished runs: {a[0]}"))
     assert study.main(argv) == 0
+
+
+def test_predictors_end_to_end_on_tiny_synthvg(study, tiny, tiny_synthvg, tmp_path, monkeypatch):
+    """A non-Motifs predictor through the study's own commands (its SynthVG configs with the
+    study's overrides), with and without the alignment, plus the frequency prior, then the report."""
+    import torch
+    from maskrcnn_benchmark.config import load_config
+    from maskrcnn_benchmark.modeling.detector.detectors import build_detection_model
+    det = str(tmp_path / "det")
+    os.makedirs(det)
+    cfg = load_config(os.path.join(study.ROOT, "configs/synthvg/detector_VGG16.yaml"), tiny.detector_opts(tiny_synthvg, det))
+    torch.save({"model": build_detection_model(cfg).state_dict()}, os.path.join(det, "model_final.pth"))  # untrained
+    opts = tiny.relation_opts(tiny_synthvg, "unused", "unused", max_iter=2)
+    for key in ("OUTPUT_DIR", "MODEL.PRETRAINED_DETECTOR_CKPT", "MODEL.ROI_RELATION_HEAD.ALIGN.ENABLED"):
+        del opts[opts.index(key):opts.index(key) + 2]  # the study sets these
+    opts += ["SOLVER.SCHEDULE.UPDATE_PERIOD", "1", "MODEL.DETECTOR_CACHE_MB", "0"]
+    argv = ["predictors", "--out", str(tmp_path / "out"), "--detector", os.path.join(det, "model_final.pth"),
+            "--data-dir", tiny_synthvg, "--seeds", "0", "--predictors", "imp", "--jobs", "2", *opts]
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert study.main(argv) == 0
+    runs = study.Runs(str(tmp_path / "out"), os.path.join(det, "model_final.pth"), tiny_synthvg, opts)
+    for variant in ("motifs", "align"):
+        job = study.Job(variant, "predcls", 0, predictor="imp")
+        assert runs.finished(job)
+        with open(os.path.join(runs.run_dir(job), "config.yaml")) as f:
+            text = f.read()
+        assert "IMPPredictor" in text and ("ENABLED: true" in text) == (variant == "align")
+    table = (tmp_path / "out" / "predictors" / "predictors.md").read_text()
+    assert "| IMP | 1 | " in table and "| Frequency prior | - | " in table
