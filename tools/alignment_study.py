@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Does the alignment help? Issue 15's three studies on SynthVG, one subcommand each.
+"""Does the alignment help? The studies of issues 15 and 17 on SynthVG, one subcommand each.
 
     python tools/alignment_study.py {tables,predictors,sparsity,schedule-length,kl-reduction} [--out alignment_output]
         [--detector FILE] [--data-dir datasets] [--seeds 0 1 2] [--variants motifs align ...]
