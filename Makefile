@@ -78,8 +78,9 @@ predictor-align: install
 # Transformer, VCTree and IMP, each with and without it, STUDY_SEEDS seeds, at the configs'
 # schedule (best val checkpoint tested), in STUDY_MODES (default PredCls), plus the frequency prior
 # -> $(ALIGN_OUT)/predictors/predictors.md (mean ± sd, paired differences, the paper's bar). The
-# Motifs rows are make reproduce's runs (shared). Resumable; ~25-30 min per PredCls run here, two
-# at a time, so one seed of the six other runs is ~1 h 30 min: make predictors STUDY_SEEDS=0
+# Motifs rows are make reproduce's runs (shared). Resumable; ~25-30 min per PredCls run on the Intel
+# CPU, ~15 on the AMD (estimated from the Motifs runs), two at a time, so one seed of the six other
+# runs is ~1 h 30 min (Intel) / ~45 min (AMD): make predictors STUDY_SEEDS=0
 STUDY_MODES ?= predcls
 predictors: data
 	$(PY) tools/alignment_study.py predictors --out $(ALIGN_OUT) --detector $(DETECTOR) --seeds $(STUDY_SEEDS) \
@@ -175,9 +176,11 @@ sparsity schedule-length kl-reduction: data
 # mR@50 checkpoint tested), plus the frequency prior of each protocol -> $(ALIGN_OUT)/tables/tables.md
 # (mean ± sd, per-seed paired differences, the paper's one-sd bar). The runs are the studies' runs
 # ($(ALIGN_OUT)/runs: Table 2's PredCls runs are make sparsity's 1.0 runs). Resumable; split it into
-# pieces of under 2 hours here (two runs at a time; PredCls ~25 min per run, SGCls ~30, SGDet ~55):
-#   make reproduce PROTOCOLS=predcls STUDY_SEEDS="0 1"     (~1 h 40 min)
-#   make reproduce PROTOCOLS="sgcls sgdet" STUDY_SEEDS=0   (~1 h)
+# pieces of under 2 hours here (two runs at a time, one core each; per run PredCls 22-25 min, SGCls
+# ~30, SGDet ~55 on the Intel CPU of the earlier sessions; 14-16, 17 and 30-38 min measured on the
+# AMD EPYC of 2026-12-02):
+#   make reproduce PROTOCOLS=predcls STUDY_SEEDS="0 1"     (~1 h 40 min Intel, ~1 h AMD)
+#   make reproduce PROTOCOLS="sgcls sgdet" STUDY_SEEDS=0   (~1 h Intel, ~40 min AMD)
 # (Until the seventh session `make reproduce` ran tools/demo.py for 600 iterations on datasets/reproduce;
 # docs/results.md keeps that command with its results.)
 .PHONY: reproduce
