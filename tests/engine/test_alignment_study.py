@@ -312,20 +312,25 @@ def test_kl_reduction_report_applies_the_val_rule(study, tmp_path, gain, expecte
     assert f"**KL_REDUCTION for the configs: {expected}.**" in text
 
 
-def test_end_to_end_on_tiny_synthvg_and_rerun_reuses(study, tiny, tiny_synthvg, tmp_path, monkeypatch):
-    """The real commands (relation_train_net with a scaled schedule, relation_test_net on
-    model_final.pth into final_model/) on the tiny set, then the same command again reuses them."""
+def tiny_study_setup(study, tiny, tiny_synthvg, tmp_path):
+    """An untrained detector folder and the tiny set's relation overrides, less what the study sets."""
     import torch
     from maskrcnn_benchmark.config import load_config
     from maskrcnn_benchmark.modeling.detector.detectors import build_detection_model
     det = str(tmp_path / "det")
     os.makedirs(det)
     cfg = load_config(os.path.join(study.ROOT, "configs/synthvg/detector_VGG16.yaml"), tiny.detector_opts(tiny_synthvg, det))
-    torch.save({"model": build_detection_model(cfg).state_dict()}, os.path.join(det, "model_final.pth"))  # untrained
+    torch.save({"model": build_detection_model(cfg).state_dict()}, os.path.join(det, "model_final.pth"))
     opts = tiny.relation_opts(tiny_synthvg, "unused", "unused", max_iter=2)
     for key in ("OUTPUT_DIR", "MODEL.PRETRAINED_DETECTOR_CKPT", "MODEL.ROI_RELATION_HEAD.ALIGN.ENABLED"):
-        del opts[opts.index(key):opts.index(key) + 2]  # the study sets these
-    opts += ["SOLVER.SCHEDULE.UPDATE_PERIOD", "1", "MODEL.DETECTOR_CACHE_MB", "0"]
+        del opts[opts.index(key):opts.index(key) + 2]
+    return det, opts + ["SOLVER.SCHEDULE.UPDATE_PERIOD", "1", "MODEL.DETECTOR_CACHE_MB", "0"]
+
+
+def test_end_to_end_on_tiny_synthvg_and_rerun_reuses(study, tiny, tiny_synthvg, tmp_path, monkeypatch):
+    """The real commands (relation_train_net with a scaled schedule, relation_test_net on
+    model_final.pth into final_model/) on the tiny set, then the same command again reuses them."""
+    det, opts = tiny_study_setup(study, tiny, tiny_synthvg, tmp_path)
     argv = ["schedule-length", "--out", str(tmp_path / "out"), "--detector", os.path.join(det, "model_final.pth"),
             "--data-dir", tiny_synthvg, "--seeds", "0", "--lengths", "1", "--variants", "motifs", "--jobs", "1", *opts]
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
@@ -341,17 +346,7 @@ def test_end_to_end_on_tiny_synthvg_and_rerun_reuses(study, tiny, tiny_synthvg, 
 def test_predictors_end_to_end_on_tiny_synthvg(study, tiny, tiny_synthvg, tmp_path, monkeypatch):
     """A non-Motifs predictor through the study's own commands (its SynthVG configs with the
     study's overrides), with and without the alignment, plus the frequency prior, then the report."""
-    import torch
-    from maskrcnn_benchmark.config import load_config
-    from maskrcnn_benchmark.modeling.detector.detectors import build_detection_model
-    det = str(tmp_path / "det")
-    os.makedirs(det)
-    cfg = load_config(os.path.join(study.ROOT, "configs/synthvg/detector_VGG16.yaml"), tiny.detector_opts(tiny_synthvg, det))
-    torch.save({"model": build_detection_model(cfg).state_dict()}, os.path.join(det, "model_final.pth"))  # untrained
-    opts = tiny.relation_opts(tiny_synthvg, "unused", "unused", max_iter=2)
-    for key in ("OUTPUT_DIR", "MODEL.PRETRAINED_DETECTOR_CKPT", "MODEL.ROI_RELATION_HEAD.ALIGN.ENABLED"):
-        del opts[opts.index(key):opts.index(key) + 2]  # the study sets these
-    opts += ["SOLVER.SCHEDULE.UPDATE_PERIOD", "1", "MODEL.DETECTOR_CACHE_MB", "0"]
+    det, opts = tiny_study_setup(study, tiny, tiny_synthvg, tmp_path)
     argv = ["predictors", "--out", str(tmp_path / "out"), "--detector", os.path.join(det, "model_final.pth"),
             "--data-dir", tiny_synthvg, "--seeds", "0", "--predictors", "imp", "--jobs", "2", *opts]
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
