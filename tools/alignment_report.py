@@ -291,7 +291,7 @@ def tables_report(runs: Runs, jobs: Sequence[Job], report_dir: str, command: str
         motifs = rows.get((mode, "motifs"), {})
         lines += ["", "| row minus Motifs | Δ test mR@50 per seed | mean ± sd | paper's bar | Δ test R@50 per seed | "
                   "mean ± sd | paper's bar |", "|---|---|---:|---|---|---:|---|"]
-        for v in present[1:] if present[:1] == ["motifs"] else []:
+        for v in [v for v in present if v != "motifs"]:
             cells = [f"{paired(rows[(mode, v)], motifs, m)} | "
                      f"{paper_bar(list(paired_diffs(rows[(mode, v)], motifs, m).values()))}" for m in ("mR@50", "R@50")]
             lines.append(f"| {names[v]} | " + " | ".join(cells) + " |")

@@ -175,9 +175,15 @@ class Runs:
         parts.append(f"it{self.schedule(job)['SOLVER.MAX_ITER']}")
         if job.variant != "motifs":
             parts += [job.reduction, job.mask]
-        if self.identity():
-            parts.append("o" + hashlib.sha1(shlex.join(self.identity()).encode()).hexdigest()[:8])
-        return "_".join(parts + [f"seed{job.seed}"])
+        return "_".join(parts + self.tag() + [f"seed{job.seed}"])
+
+    def tag(self) -> List[str]:
+        """[] with the defaults, else ["o<hash of identity()>"]: part of every run's name."""
+        ident = self.identity()
+        return ["o" + hashlib.sha1(shlex.join(ident).encode()).hexdigest()[:8]] if ident else []
+
+    def cache_opts(self) -> List[str]:
+        return ["MODEL.DETECTOR_CACHE_DIR", self.detector_cache] if self.detector_cache else []
 
     def run_dir(self, job: Job) -> str:
         return os.path.join(self.out, "runs", self.name(job))
@@ -188,8 +194,7 @@ class Runs:
         if job.variant != "motifs":
             extra += [ALIGN_KEY + "KL_REDUCTION", job.reduction, ALIGN_KEY + "MASK", job.mask]
         sched = [x for k, v in self.schedule(job).items() for x in (k, str(v))]
-        cache = ["MODEL.DETECTOR_CACHE_DIR", self.detector_cache] if self.detector_cache else []
-        return ["DATASETS.DATA_DIR", self.data_dir, *cache, *mode_switches(job.mode), *self.opts, *extra, *sched,
+        return ["DATASETS.DATA_DIR", self.data_dir, *self.cache_opts(), *mode_switches(job.mode), *self.opts, *extra, *sched,
                 "DATASETS.TRAIN_FRACTION", str(job.fraction), "SOLVER.TO_VAL", "True", "SOLVER.SELECT_BEST_VAL",
                 "True", "MODEL.PRETRAINED_DETECTOR_CKPT", self.detector, "OUTPUT_DIR", output_dir, "SEED", str(job.seed)]
 
@@ -214,13 +219,11 @@ class Runs:
 
     def prior_dir(self, mode: str) -> str:
         """The frequency prior's test (no training: it depends on the data, detector and overrides)."""
-        tag = ["o" + hashlib.sha1(shlex.join(self.identity()).encode()).hexdigest()[:8]] if self.identity() else []
-        return os.path.join(self.out, "runs", "_".join(["prior", mode, *tag]))
+        return os.path.join(self.out, "runs", "_".join(["prior", mode, *self.tag()]))
 
     def prior_cmd(self, mode: str) -> List[str]:
-        cache = ["MODEL.DETECTOR_CACHE_DIR", self.detector_cache] if self.detector_cache else []
         return [sys.executable, "tools/demo.py", "--frequency-baseline", mode, self.prior_dir(mode), self.detector,
-                self.data_dir, *cache, *self.opts]
+                self.data_dir, *self.cache_opts(), *self.opts]
 
     def finished(self, job: Job) -> bool:
         return load_results(self.run_dir(job), TEST_SET) is not None
