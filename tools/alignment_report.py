@@ -96,6 +96,21 @@ def paper_bar(diffs: Sequence[float]) -> str:
     return "gain" if mean > sd else "loss" if mean < -sd else "no"
 
 
+def gap_change(gap: Dict[int, float], ref_gap: Dict[int, float]) -> Optional[Tuple[float, float]]:
+    """(mean paired difference minus the reference's, the larger sd of the two), for the readings fixed
+    before the sparsity and schedule-length runs (docs/results.md); None below two seeds each."""
+    if len(gap) < 2 or len(ref_gap) < 2:
+        return None
+    values, ref = list(gap.values()), list(ref_gap.values())
+    return float(np.mean(values) - np.mean(ref)), float(max(np.std(values, ddof=1), np.std(ref, ddof=1)))
+
+
+def _change_text(change: Optional[Tuple[float, float]], verdict: Callable[[float, float], bool]) -> str:
+    if change is None:
+        return "not decided (fewer than 2 seeds with both models)"
+    return f"{'yes' if verdict(*change) else 'no'} (difference of the mean Δ {change[0]:+.1f}, larger sd {change[1]:.1f})"
+
+
 def column(recs: Dict[int, Record], metric: str) -> List[Optional[float]]:
     return [r.get(metric) for r in recs.values()]
 
@@ -160,6 +175,13 @@ def sparsity_report(runs: Runs, jobs: Sequence[Job], report_dir: str, command: s
     for f in fractions:
         a, m = rows.get((f, "align"), {}), rows.get((f, "motifs"), {})
         lines.append(f"| {f:g} | {paired(a, m, 'mR@50')} | {paired(a, m, 'R@50')} |")
+    if len(fractions) > 1:
+        low, high = (paired_diffs(rows.get((f, "align"), {}), rows.get((f, "motifs"), {}), "mR@50")
+                     for f in (fractions[0], fractions[-1]))
+        lines += ["", f"Reading (docs/results.md, fixed before the runs): the alignment helps more under sparsity only "
+                  f"if the mean paired test mR@50 Δ at fraction {fractions[0]:g} exceeds the one at {fractions[-1]:g} "
+                  f"by more than the larger sd of the two. Helps more: "
+                  + _change_text(gap_change(low, high), lambda change, sd: change > sd) + "."]
     plt, fig, axes = _axes(2)
     for ax, metric in zip(axes, ("mR@50", "R@50")):
         ticks = {}
@@ -209,6 +231,15 @@ def schedule_length_report(runs: Runs, jobs: Sequence[Job], report_dir: str, com
         a, m = rows.get((k, "align"), {}), rows.get((k, "motifs"), {})
         lines.append(f"| {k}x | " + " | ".join(paired(a, m, x) for x in ("mR@50", "R@50", "final mR@50", "final R@50"))
                      + " |")
+    if len(lengths) > 1:
+        lines += ["", f"Reading (docs/results.md, fixed before the runs): the gap changes with training length only if "
+                  f"the mean paired Δ at {lengths[-1]}x differs from the one at {lengths[0]}x by more than the larger "
+                  f"sd of the two, for each checkpoint separately."]
+        for metric, what in (("mR@50", "best val"), ("final mR@50", "final model")):
+            gaps = [paired_diffs(rows.get((k, "align"), {}), rows.get((k, "motifs"), {}), metric)
+                    for k in (lengths[-1], lengths[0])]
+            lines.append(f"- test mR@50, {what}: changes: "
+                         + _change_text(gap_change(*gaps), lambda change, sd: abs(change) > sd) + ".")
     plt, fig, axes = _axes(1, width=7.5)
     styles = ["-", "--", ":", "-."]
     for color, v in enumerate(VARIANTS):

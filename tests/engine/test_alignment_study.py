@@ -265,6 +265,7 @@ def test_sparsity_report(study, tmp_path):
     assert "| 0.5 | 1338 | 1500 | Align-Motifs | 2 | - | 34.5 ± 2.8 | 60.0 ± 0.0 |" in text
     assert "| 1 | +5.0 (s0), +3.0 (s1) | 4.0 ± 1.4 |" in text
     assert "| 0.5 | +2.5 (s0), +1.5 (s1) | 2.0 ± 0.7 |" in text
+    assert "Helps more: no (difference of the mean Δ -2.0, larger sd 1.4)." in text  # 2.0 at 0.5 vs 4.0 at 1
     assert "--report-only" in text.splitlines()[2]  # the exact command
     assert "whichever invocation ran it): 0, 1, 2." in text  # --seeds 0 ran; 1 and 2 are found
     assert (tmp_path / "sparsity" / "sparsity.png").stat().st_size > 1000
@@ -286,7 +287,20 @@ def test_schedule_length_report(study, tmp_path):
     assert "| 1x | 3000 | Align-Motifs | 2 | 60.0 ± 0.0 | 52.5 ± 0.7 | 60.0 ± 0.0 | 49.0 ± 1.4 | 61.0 ± 0.0 |" in text
     assert ("| 2x | +2.0 (s0), +2.0 (s1) | 2.0 ± 0.0 | +0.0 (s0), +0.0 (s1) | 0.0 ± 0.0 | +5.0 (s0), +3.0 (s1) | "
             "4.0 ± 1.4 | +1.0 (s0), +1.0 (s1) | 1.0 ± 0.0 |") in text
+    assert "- test mR@50, best val: changes: no (difference of the mean Δ +0.0, larger sd 0.0)." in text
+    assert "- test mR@50, final model: changes: no (difference of the mean Δ +0.0, larger sd 1.4)." in text
     assert (tmp_path / "schedule_length" / "schedule_length.png").stat().st_size > 1000
+
+
+def test_gap_change_is_the_difference_of_mean_gaps_against_the_larger_sd(study, load_tool):
+    report = load_tool("alignment_report")
+    change, sd = report.gap_change({0: 3.0, 1: 5.0}, {0: 0.0, 1: 0.5, 2: 1.0})
+    assert change == pytest.approx(3.5) and sd == pytest.approx(2 ** 0.5)
+    assert report.gap_change({0: 3.0}, {0: 0.0, 1: 1.0}) is None  # one seed: nothing decided
+    assert report._change_text((3.5, 1.4), lambda c, sd: c > sd).startswith("yes")
+    assert report._change_text((-3.5, 1.4), lambda c, sd: c > sd).startswith("no")
+    assert report._change_text((-3.5, 1.4), lambda c, sd: abs(c) > sd).startswith("yes")
+    assert report._change_text(None, lambda c, sd: True).startswith("not decided")
 
 
 @pytest.mark.parametrize("gain, expected", [(3.0, "mean"), (0.5, "batchmean (kept)")])
