@@ -156,7 +156,9 @@ curves: data
 # Times on this 2-core machine, estimated (measured in the sixth session: a 3000-iteration PredCls
 # run with its 10 validations and test took 22-25 min on one core beside another run, Align-Motifs
 # the longer; the estimates below assumed ~18 min, so expect ~30% more):
-#   make sparsity           ~2 h (3 seeds; ~40 min per seed, ~20 min with schedule-length's 1x runs done)
+#   make sparsity           ~2 h (3 seeds; ~40 min per seed, ~20 min with schedule-length's 1x runs done);
+#                           measured on the AMD EPYC of 2026-12-02: 48 min for the 12 runs of 0.25 and 0.5
+#                           (the 1.0 runs were done)
 #   make schedule-length    ~5 h (3 seeds; ~1 h 40 min per seed: 1x 18, 2x 31, 3x 44 min per model)
 #   make kl-reduction       ~3 h 45 min (3 seeds; ~75 min per seed, ~55 with the PredCls Motifs and
 #                           batchmean runs done; STUDY_SEEDS=0 ALIGN_STUDY_ARGS="--modes sgcls" ~45 min)

@@ -89,10 +89,11 @@ def paired(a: Dict[int, Record], b: Dict[int, Record], metric: str) -> str:
 
 def paper_bar(diffs: Sequence[float]) -> str:
     """The paper's bar: a difference counts only if its mean is larger than one sd of the paired
-    differences (so at least two seeds)."""
+    differences (so at least two seeds), both compared as printed (0.1 point), so that two seeds a
+    few hundredths apart do not make a 0.0-point "gain"."""
     if len(diffs) < 2:
         return "- (one seed)" if diffs else "-"
-    mean, sd = float(np.mean(diffs)), float(np.std(diffs, ddof=1))
+    mean, sd = round(float(np.mean(diffs)), 1), round(float(np.std(diffs, ddof=1)), 1)
     return "gain" if mean > sd else "loss" if mean < -sd else "no"
 
 

@@ -292,6 +292,15 @@ def test_schedule_length_report(study, tmp_path):
     assert (tmp_path / "schedule_length" / "schedule_length.png").stat().st_size > 1000
 
 
+def test_paper_bar_compares_the_mean_with_one_sd_as_printed(study, load_tool):
+    report = load_tool("alignment_report")
+    assert report.paper_bar([1.0, 2.0, 3.0]) == "gain"  # mean 2.0 > sd 1.0
+    assert report.paper_bar([-1.0, -2.0, -3.0]) == "loss"
+    assert report.paper_bar([-1.8, 1.1, 1.6]) == "no"  # 0.3 ± 1.8
+    assert report.paper_bar([0.035, 0.010]) == "no"  # 0.0 ± 0.0 as printed, not a gain
+    assert report.paper_bar([0.5]) == "- (one seed)" and report.paper_bar([]) == "-"
+
+
 def test_gap_change_is_the_difference_of_mean_gaps_against_the_larger_sd(study, load_tool):
     report = load_tool("alignment_report")
     change, sd = report.gap_change({0: 3.0, 1: 5.0}, {0: 0.0, 1: 0.5, 2: 1.0})
