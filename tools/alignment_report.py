@@ -107,9 +107,11 @@ def gap_change(gap: Dict[int, float], ref_gap: Dict[int, float]) -> Optional[Tup
 
 
 def _change_text(change: Optional[Tuple[float, float]], verdict: Callable[[float, float], bool]) -> str:
+    """The verdict on the values as printed (0.1 point), as :func:`paper_bar` takes its own."""
     if change is None:
         return "not decided (fewer than 2 seeds with both models)"
-    return f"{'yes' if verdict(*change) else 'no'} (difference of the mean Δ {change[0]:+.1f}, larger sd {change[1]:.1f})"
+    diff, sd = (round(x, 1) for x in change)
+    return f"{'yes' if verdict(diff, sd) else 'no'} (difference of the mean Δ {diff:+.1f}, larger sd {sd:.1f})"
 
 
 def column(recs: Dict[int, Record], metric: str) -> List[Optional[float]]:
