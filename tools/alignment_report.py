@@ -16,7 +16,7 @@ from alignment_study import ALL_VARIANTS, FINAL_DIR, PREDICTORS, Job, Runs  # no
 from demo import MODE_NAMES, TEST_SET, VARIANTS  # noqa: E402
 from schedule_study import val_curve  # noqa: E402
 
-from maskrcnn_benchmark.engine.report import load_results  # noqa: E402
+from maskrcnn_benchmark.engine.report import load_results, read_scalars  # noqa: E402
 
 MIN_SEEDS = 3
 RULE = ("Rule (docs/results.md, fixed before the runs; val split only): per protocol, the alternative "
@@ -46,13 +46,24 @@ def record(runs: Runs, job: Job) -> Optional[Record]:
     if res is None:
         return None
     rec: Record = {k: 100.0 * v for k, v in res["metrics"].items() if k in TEST_METRICS}
-    curve = val_curve(d)
-    rec["best val mR@50"] = max(v for _, v in curve) if curve else None
+    scalars = read_scalars(d)
+    curve = [100.0 * v for _, v in scalars.get("val/mR@50", [])]
+    rec["best val mR@50"] = max(curve) if curve else None
+    rec["early grad norm"] = early_grad_norm(scalars.get("grad_norm", []))
     final = load_results(os.path.join(d, FINAL_DIR), TEST_SET)
     for k in ("mR@50", "R@50"):
         rec[f"final {k}"] = 100.0 * final["metrics"][k] if final else None
     rec["images"] = train_images(d)
     return rec
+
+
+def early_grad_norm(points: Sequence[Tuple[int, float]]) -> Optional[float]:
+    """Median logged gradient norm (before clipping) over the first third of a run's iterations:
+    how much SOLVER.GRAD_NORM_CLIP shrinks the early steps."""
+    if not points:
+        return None
+    end = (max(step for step, _ in points) + 1) / 3.0
+    return float(np.median([v for step, v in points if step < end]))
 
 
 def pm(values: Sequence[Optional[float]]) -> str:
@@ -347,7 +358,7 @@ def _prior_row(runs: Runs, mode: str, metrics: Sequence[str]) -> Optional[List[s
 
 
 def predictors_report(runs: Runs, jobs: Sequence[Job], report_dir: str, command: str) -> str:
-    rows = collect(runs, jobs, lambda j: (j.mode, j.predictor, j.variant))
+    rows = collect(runs, jobs, lambda j: (j.mode, j.predictor, j.variant, runs.resolve(j).reduction))
     modes = sorted({j.mode for j in jobs}, key=lambda m: list(MODE_NAMES).index(m))
     predictors = [p for p in PREDICTORS if any(j.predictor == p for j in jobs)]
     metrics = ("mR@20", "mR@50", "mR@100", "R@50")
@@ -357,11 +368,13 @@ def predictors_report(runs: Runs, jobs: Sequence[Job], report_dir: str, command:
              "minus without the alignment on the same seed; paper's bar as in `make reproduce` (`gain` only if "
              "the mean Δ is larger than one sd of the per-seed Δ)."]
     for mode in modes:
-        lines += ["", f"## {MODE_NAMES[mode]}", "", "| predictor | n | " + " | ".join(f"test {m}" for m in metrics) +
+        default = runs.resolve(Job("align", mode, 0)).reduction
+        lines += ["", f"## {MODE_NAMES[mode]}", "", f"The alignment as configured (ALIGN.KL_REDUCTION {default}).", "",
+                  "| predictor | n | " + " | ".join(f"test {m}" for m in metrics) +
                   " | n | + alignment: test mR@50 | test R@50 | Δ test mR@50 per seed | mean ± sd | paper's bar |",
                   "|---|---:|" + "---:|" * len(metrics) + "---:|---:|---:|---|---:|---|"]
         for p in predictors:
-            plain, aligned = rows.get((mode, p, "motifs"), {}), rows.get((mode, p, "align"), {})
+            plain, aligned = rows.get((mode, p, "motifs", ""), {}), rows.get((mode, p, "align", default), {})
             diffs = paired_diffs(aligned, plain, "mR@50")
             lines.append(f"| {PREDICTORS[p]} | {len(plain)} | " + " | ".join(pm(column(plain, m)) for m in metrics) +
                          f" | {len(aligned)} | {pm(column(aligned, 'mR@50'))} | {pm(column(aligned, 'R@50'))} | "
@@ -369,6 +382,21 @@ def predictors_report(runs: Runs, jobs: Sequence[Job], report_dir: str, command:
         prior = _prior_row(runs, mode, metrics)
         if prior:
             lines.append("| Frequency prior | - | " + " | ".join(prior) + " | | | | | | |")
+        clip = runs.config(mode).SOLVER.GRAD_NORM_CLIP
+        lines += ["", f"Every setting run, with the median gradient norm (before clipping at SOLVER.GRAD_NORM_CLIP "
+                  f"{clip:g}) of each run's first third; other KL_REDUCTION rows are diagnostics, not a choice "
+                  "(that takes the val rule of `make kl-reduction`).", "",
+                  "| predictor | alignment | n | early grad norm | best val mR@50 | test mR@50 | test R@50 | "
+                  "Δ test mR@50 per seed | mean ± sd | paper's bar |", "|---|---|---:|---:|---:|---:|---:|---|---:|---|"]
+        for p in predictors:
+            plain = rows.get((mode, p, "motifs", ""), {})
+            for (m, q, variant, red), recs in rows.items():
+                if (m, q) != (mode, p) or not recs:
+                    continue
+                cells = " | ".join(pm(column(recs, k)) for k in ("early grad norm", "best val mR@50", "mR@50", "R@50"))
+                diff = (f"{paired(recs, plain, 'mR@50')} | {paper_bar(list(paired_diffs(recs, plain, 'mR@50').values()))}"
+                        if variant != "motifs" else "- | - | -")
+                lines.append(f"| {PREDICTORS[p]} | {red or 'off'} | {len(recs)} | {cells} | {diff} |")
     return _write(report_dir, "predictors", lines)
 
 

@@ -4,7 +4,7 @@
     python tools/alignment_study.py {tables,predictors,sparsity,schedule-length,kl-reduction} [--out alignment_output]
         [--detector FILE] [--data-dir datasets] [--seeds 0 1 2] [--variants motifs align ...]
         [--fractions 0.25 0.5 1.0] [--lengths 1 2 3] [--modes predcls sgcls sgdet] [--mask-reduction batchmean]
-        [--predictors motifs transformer vctree imp]
+        [--predictors motifs transformer vctree imp] [--reductions batchmean mean]
         [--detector-cache DIR] [--report-only] --jobs 2 [KEY VALUE ...]
 
 (the list options take every value up to the next option: end with a single-valued one, such as
@@ -16,7 +16,9 @@
   tested -> ``OUT/tables/tables.md`` (mean ± sd, paired differences, the paper's one-sd bar).
 - ``predictors`` (``make predictors``): Motifs, Transformer, VCTree and IMP, each with and without
   the alignment (``configs/synthvg/<predictor>[_align]_<mode>.yaml``: the Motifs configs with the
-  predictor swapped), PredCls by default, and the frequency prior -> ``OUT/predictors/predictors.md``.
+  predictor swapped), PredCls by default, and the frequency prior -> ``OUT/predictors/predictors.md``;
+  ``--reductions`` adds aligned rows at another ALIGN.KL_REDUCTION (the report shows every one run,
+  with the median gradient norm of each run's first third against SOLVER.GRAD_NORM_CLIP).
 - ``sparsity`` (``make sparsity``): PredCls, Motifs and Align-Motifs, DATASETS.TRAIN_FRACTION
   0.25 / 0.5 / 1.0 with the schedule scaled by the fraction (same epochs), best-val checkpoint
   tested -> ``OUT/sparsity/sparsity.md`` and ``sparsity.png``.
@@ -61,6 +63,7 @@ from demo import ABLATIONS, ALIGN_ON, MODE_NAMES, RELATION_CONFIG, TEST_SET, VAR
 
 from maskrcnn_benchmark.config import ConfigError, load_config  # noqa: E402
 from maskrcnn_benchmark.engine.report import MODES, load_results  # noqa: E402
+from maskrcnn_benchmark.modeling.roi_heads.relation_head.alignment import KL_REDUCTIONS  # noqa: E402
 
 STUDIES = ("tables", "predictors", "sparsity", "schedule-length", "kl-reduction")
 PREDICTORS = {"motifs": "Motifs", "transformer": "Transformer", "vctree": "VCTree", "imp": "IMP"}
@@ -99,7 +102,7 @@ def study_variants(study: str) -> List[str]:
 
 def study_jobs(study: str, seeds: Sequence[int], variants: Sequence[str], fractions: Sequence[float] = (),
                lengths: Sequence[int] = (), modes: Sequence[str] = (), mask_reduction: str = "batchmean",
-               predictors: Sequence[str] = ()) -> List[Job]:
+               predictors: Sequence[str] = (), reductions: Sequence[str] = ("",)) -> List[Job]:
     """The runs of one study, longest first (the pool's slots then end together)."""
     jobs: List[Job] = []
     if study == "tables":
@@ -108,9 +111,10 @@ def study_jobs(study: str, seeds: Sequence[int], variants: Sequence[str], fracti
                 rows = [Job("motifs", mode, s), Job("align", mode, s)]
                 rows += [Job(v, mode, s) for v in ABLATIONS] if mode == "predcls" else []
                 jobs += [j for j in rows if j.variant in variants]
-    elif study == "predictors":
-        jobs = [Job(v, mode, s, predictor=p) for mode in sorted(modes, key=lambda m: -MODES.index(m))
-                for s in seeds for p in predictors for v in variants]
+    elif study == "predictors":  # reductions: ALIGN.KL_REDUCTION of the aligned rows ("" = the config's)
+        jobs = [Job(v, mode, s, predictor=p, reduction="" if v == "motifs" else r)
+                for mode in sorted(modes, key=lambda m: -MODES.index(m)) for s in seeds for p in predictors
+                for v in variants for r in ([""] if v == "motifs" else reductions)]
     elif study == "sparsity":
         jobs = [Job(v, "predcls", s, fraction=f) for f in sorted(fractions, reverse=True) for s in seeds
                 for v in variants]
@@ -296,13 +300,15 @@ def parse_args(argv=None) -> argparse.Namespace:
     parsers["tables"].add_argument("--modes", nargs="+", choices=list(MODES), default=list(MODES))
     parsers["predictors"].add_argument("--modes", nargs="+", choices=list(MODES), default=["predcls"])
     parsers["predictors"].add_argument("--predictors", nargs="+", choices=list(PREDICTORS), default=list(PREDICTORS))
+    parsers["predictors"].add_argument("--reductions", nargs="+", choices=list(KL_REDUCTIONS), default=[""],
+                                       help="ALIGN.KL_REDUCTION rows of the aligned runs (default: the config's)")
     parsers["sparsity"].add_argument("--fractions", nargs="+", type=float, default=[0.25, 0.5, 1.0],
                                      help="DATASETS.TRAIN_FRACTION values")
     parsers["schedule-length"].add_argument("--lengths", nargs="+", type=int, default=[1, 2, 3],
                                             help="multiples of the configured schedule")
     parsers["kl-reduction"].add_argument("--modes", nargs="+", choices=["predcls", "sgcls"],
                                          default=["predcls", "sgcls"])
-    parsers["kl-reduction"].add_argument("--mask-reduction", choices=["batchmean", "mean"], default="batchmean",
+    parsers["kl-reduction"].add_argument("--mask-reduction", choices=list(KL_REDUCTIONS), default="batchmean",
                                          help="KL_REDUCTION of the MASK element row (docs/results.md)")
     for sp in parsers.values():
         sp.add_argument("opts", nargs=argparse.REMAINDER, help="KEY VALUE overrides for every run")
@@ -312,6 +318,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     a.modes = getattr(a, "modes", ["predcls"])
     a.mask_reduction = getattr(a, "mask_reduction", "batchmean")
     a.predictors = getattr(a, "predictors", ["motifs"])
+    a.reductions = getattr(a, "reductions", [""])
     bad = [f for f in a.fractions if not 0.0 < f <= 1.0] + [k for k in a.lengths if k < 1]
     if bad:
         parsers[a.study].error(f"--fractions must be in (0, 1] and --lengths at least 1, got {bad}")
@@ -329,7 +336,7 @@ def main(argv=None) -> int:
     runs = Runs(out, os.path.abspath(a.detector), os.path.abspath(a.data_dir), a.opts,
                 os.path.abspath(a.detector_cache or os.path.join(out, "detector_cache")))
     lists = {"fractions": a.fractions, "lengths": a.lengths, "modes": a.modes, "mask_reduction": a.mask_reduction,
-             "predictors": a.predictors}
+             "predictors": a.predictors, "reductions": a.reductions}
     jobs = study_jobs(a.study, a.seeds, a.variants, **lists)
     try:  # the overrides, checked once: a bad key is one line, not a failed run per job
         for mode in sorted({j.mode for j in jobs}):
@@ -355,6 +362,7 @@ def main(argv=None) -> int:
                     run_pool(todo, a.jobs, {})
             except SystemExit as e:  # run_pool: some runs failed; the finished ones are still reported
                 failed += str(e).replace("demo: ", "").replace("`make demo`", "the same command") + " "
+    lists["reductions"] = ("", *KL_REDUCTIONS)  # the report: every KL_REDUCTION row that has runs
     seeds = report_seeds(runs, a.study, a.seeds, **lists)
     report_dir = os.path.join(out, a.study.replace("-", "_"))
     os.makedirs(report_dir, exist_ok=True)

@@ -25,8 +25,9 @@ def default_runs(study, out, opts=BASE, root=None):
     return study.Runs(str(out), where(study.DEFAULT_DETECTOR), where(study.DEFAULT_DATA_DIR), opts)
 
 
-def fake_run(folder, mr50, r50=0.6, val=(), images=None, final=None):
-    """A finished run: test results, val mR@50 points (step, fraction) and the log's statistics line."""
+def fake_run(folder, mr50, r50=0.6, val=(), images=None, final=None, grad_norms=()):
+    """A finished run: test results, val mR@50 points (step, fraction), logged gradient norms
+    (step, norm) and the log's statistics line."""
     test = {"mR@20": mr50 - 0.05, "mR@50": mr50, "mR@100": mr50 + 0.05, "R@20": r50 - 0.1, "R@50": r50,
             "R@100": r50 + 0.1}
     for sub, metrics in (("", test),
@@ -37,11 +38,13 @@ def fake_run(folder, mr50, r50=0.6, val=(), images=None, final=None):
         os.makedirs(path, exist_ok=True)
         with open(os.path.join(path, "results.json"), "w") as f:
             json.dump({"metrics": metrics}, f)
-    if val:
+    if val or grad_norms:
         from torch.utils.tensorboard import SummaryWriter
         w = SummaryWriter(os.path.join(folder, "tensorboard"))
         for step, v in val:
             w.add_scalar("val/mR@50", v, step)
+        for step, v in grad_norms:
+            w.add_scalar("grad_norm", v, step)
         w.close()
     if images is not None:
         with open(os.path.join(folder, "log.txt"), "w") as f:
@@ -144,13 +147,44 @@ def test_predictors_jobs_configs_and_report(study, tmp_path):
     fake_run(runs.prior_dir("predcls"), 0.20, r50=0.3)
     assert study.main(["predictors", "--out", str(tmp_path), "--report-only", "--seeds", "0", "1", "--jobs", "1",
                        *BASE]) == 0
-    rows = {line.split(" | ")[0].strip("| "): line
-            for line in (tmp_path / "predictors" / "predictors.md").read_text().splitlines() if line.startswith("| ")}
+    main_table = (tmp_path / "predictors" / "predictors.md").read_text().split("Every setting run")[0]
+    rows = {line.split(" | ")[0].strip("| "): line for line in main_table.splitlines() if line.startswith("| ")}
     assert rows["VCTree"] == ("| VCTree | 2 | 40.0 ± 7.1 | 45.0 ± 7.1 | 50.0 ± 7.1 | 50.0 ± 0.0 | 2 | 48.0 ± 5.7 | "
                               "50.0 ± 0.0 | +4.0 (s0), +2.0 (s1) | 3.0 ± 1.4 | gain |")
     assert rows["IMP"].startswith("| IMP | 1 | 25.0 | 30.0 |") and rows["IMP"].endswith("| 0 | - | - | - | - | - |")
     assert rows["Motifs"].startswith("| Motifs | 0 | - |")
     assert rows["Frequency prior"].startswith("| Frequency prior | - | 15.0 | 20.0 | 25.0 | 30.0 |")
+
+
+def test_predictors_other_reduction_rows_and_early_grad_norm(study, tmp_path):
+    a = study.parse_args(["predictors", "--predictors", "imp", "--reductions", "mean", "--jobs", "1"])
+    runs = default_runs(study, tmp_path, root=study.ROOT)
+    jobs = study.study_jobs("predictors", [0], a.variants, modes=["predcls"], predictors=a.predictors,
+                            reductions=a.reductions)
+    assert [runs.name(j).replace(f"_{TAG}", "") for j in jobs] == [
+        "imp_motifs_predcls_it3000_seed0", "imp_align_predcls_it3000_mean_row_seed0"]
+    assert "MODEL.ROI_RELATION_HEAD.ALIGN.KL_REDUCTION mean" in shlex.join(runs.train_cmd(jobs[1]))
+    with pytest.raises(SystemExit):
+        study.parse_args(["predictors", "--reductions", "sum"])
+
+    # grad norms logged every 20 iterations of 3000: the first third is steps 0..980
+    early = [(s, 8.0) for s in range(0, 1000, 20)] + [(s, 1.0) for s in range(1000, 3000, 20)]
+    for seed, (plain, batchmean, mean) in enumerate([(0.48, 0.24, 0.47), (0.46, 0.22, 0.47)]):
+        fake_run(runs.run_dir(study.Job("motifs", "predcls", seed, predictor="imp")), plain,
+                 grad_norms=[(s, 0.5) for s in range(0, 3000, 20)])
+        fake_run(runs.run_dir(study.Job("align", "predcls", seed, predictor="imp")), batchmean, grad_norms=early)
+        fake_run(runs.run_dir(study.Job("align", "predcls", seed, predictor="imp", reduction="mean")), mean)
+    assert study.main(["predictors", "--out", str(tmp_path), "--predictors", "imp", "--report-only", "--seeds", "0",
+                       "--jobs", "1", *BASE]) == 0
+    text = (tmp_path / "predictors" / "predictors.md").read_text()
+    # the main table is the configured reduction (batchmean), found for both seeds
+    assert "| IMP | 2 | 42.0 ± 1.4 | 47.0 ± 1.4 | 52.0 ± 1.4 | 60.0 ± 0.0 | 2 | 23.0 ± 1.4 |" in text
+    rows = [line for line in text.splitlines() if line.startswith("| IMP | ")][1:]
+    assert rows == ["| IMP | off | 2 | 0.5 ± 0.0 | - | 47.0 ± 1.4 | 60.0 ± 0.0 | - | - | - |",
+                    "| IMP | batchmean | 2 | 8.0 ± 0.0 | - | 23.0 ± 1.4 | 60.0 ± 0.0 | -24.0 (s0), -24.0 (s1) | "
+                    "-24.0 ± 0.0 | loss |",
+                    "| IMP | mean | 2 | - | - | 47.0 ± 0.0 | 60.0 ± 0.0 | -1.0 (s0), +1.0 (s1) | 0.0 ± 1.4 | no |"]
+    assert "SOLVER.GRAD_NORM_CLIP 5" in text
 
 
 def test_scale_rounds_half_up_and_keeps_one(study):
