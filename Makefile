@@ -78,9 +78,11 @@ predictor-align: install
 # Transformer, VCTree and IMP, each with and without it, STUDY_SEEDS seeds, at the configs'
 # schedule (best val checkpoint tested), in STUDY_MODES (default PredCls), plus the frequency prior
 # -> $(ALIGN_OUT)/predictors/predictors.md (mean ± sd, paired differences, the paper's bar). The
-# Motifs rows are make reproduce's runs (shared). Resumable; ~25-30 min per PredCls run on the Intel
-# CPU, ~15 on the AMD (estimated from the Motifs runs), two at a time, so one seed of the six other
-# runs is ~1 h 30 min (Intel) / ~45 min (AMD): make predictors STUDY_SEEDS=0
+# Motifs rows are make reproduce's runs (shared). Resumable; measured on the AMD CPU, two at a time:
+# 13-16 min per PredCls run without the alignment, 16-18 with it, so one seed of the six other runs
+# is ~50 min: make predictors STUDY_SEEDS=0 (the Intel CPU of earlier sessions is ~2x slower).
+# ALIGN_STUDY_ARGS="--variants align --reductions mean" adds aligned rows with ALIGN.KL_REDUCTION
+# mean (a diagnostic row of the report, beside each run's early gradient norm).
 STUDY_MODES ?= predcls
 predictors: data
 	$(PY) tools/alignment_study.py predictors --out $(ALIGN_OUT) --detector $(DETECTOR) --seeds $(STUDY_SEEDS) \
