@@ -80,7 +80,7 @@ predictor-align: install
 # -> $(ALIGN_OUT)/predictors/predictors.md (mean ± sd, paired differences, the paper's bar). The
 # Motifs rows are make reproduce's runs (shared). Resumable; measured on the AMD CPU, two at a time:
 # 13-16 min per PredCls run without the alignment, 16-18 with it, so one seed of the six other runs
-# is ~50 min: make predictors STUDY_SEEDS=0 (the Intel CPU of earlier sessions is ~2x slower).
+# is ~50 min: make predictors STUDY_SEEDS=0 (the Intel CPU of earlier sessions took ~1.7x as long).
 # ALIGN_STUDY_ARGS="--variants align --reductions mean" adds aligned rows with ALIGN.KL_REDUCTION
 # mean (a diagnostic row of the report, beside each run's early gradient norm).
 STUDY_MODES ?= predcls
