@@ -153,8 +153,9 @@ curves: data
 # the others), each study's tables and pictures in $(ALIGN_OUT)/<study>/ with the exact command.
 # Resumable: finished runs are reused, unfinished ones resume. Two runs at a time, one core each.
 # Split a study into pieces with STUDY_SEEDS (e.g. STUDY_SEEDS=0, then 1, then 2: each report
-# covers every seed already run) and ALIGN_STUDY_ARGS (--fractions / --lengths / --modes /
-# --variants); OPTS="KEY VALUE ..." goes to every run (e.g. the fixed schedule's SOLVER.MAX_ITER).
+# covers every seed and setting already run) and ALIGN_STUDY_ARGS (--fractions / --lengths / --modes /
+# --variants); OPTS="KEY VALUE ..." goes to every run (e.g. the fixed schedule's SOLVER.MAX_ITER),
+# whose report then goes to $(ALIGN_OUT)/<study>/<tag>/ (the tag in the runs' names).
 # Times on this 2-core machine, estimated (measured in the sixth session: a 3000-iteration PredCls
 # run with its 10 validations and test took 22-25 min on one core beside another run, Align-Motifs
 # the longer; the estimates below assumed ~18 min, so expect ~30% more):

@@ -42,8 +42,10 @@ the default). A run holding its test results is reused; an unfinished one resume
 checkpoint; nothing is deleted. All runs share one detector cache on disk (``--detector-cache``,
 default ``OUT/detector_cache``: MODEL.DETECTOR_CACHE_DIR); reuse is exact, so the folder is not part
 of the runs' names and may be another tool's (``curves_output/detector_cache``). The reports cover
-every seed found under ``OUT/runs``, so a study
-split by --seeds (``make sparsity STUDY_SEEDS=0``) reports all its pieces.
+every seed and setting (protocol, predictor, fraction, length) found under ``OUT/runs``, so a
+study split by --seeds or --modes (``make sparsity STUDY_SEEDS=0``) reports all its pieces. Runs
+with overrides (KEY VALUE, another detector or data folder) report into ``OUT/<study>/<tag>/``,
+the tag of their names, and leave the study's own report alone.
 """
 from __future__ import annotations
 
@@ -282,9 +284,33 @@ def report_seeds(runs: Runs, study: str, asked: Sequence[int], **lists) -> List[
     return sorted(found | set(asked))
 
 
+def report_lists(runs: Runs, study: str, asked: Dict[str, list]) -> Dict[str, list]:
+    """The settings a report covers: those asked for and every other one the study can run that
+    has a run folder under OUT/runs, so that a partial invocation (``--modes sgcls``) does not
+    shrink the study's report to its own runs."""
+    defaults = vars(parse_args([study]))
+    choices = {"modes": list(MODES) if study in ("tables", "predictors") else defaults["modes"],
+               "predictors": list(PREDICTORS) if study == "predictors" else defaults["predictors"],
+               "fractions": defaults["fractions"], "lengths": defaults["lengths"]}
+    lists = dict(asked, reductions=list(KL_REDUCTIONS))  # "" would read the configured reduction twice
+    for key, values in choices.items():
+        for value in [v for v in values if v not in asked[key]]:
+            probe = study_jobs(study, list(SEARCH_SEEDS), study_variants(study), **dict(lists, **{key: [value]}))
+            # Motifs's runs are Table 2's: they do not make a protocol part of the predictors study
+            if any(os.path.isdir(runs.run_dir(j)) for j in probe if study != "predictors" or j.predictor != "motifs"):
+                lists[key] = lists[key] + [value]
+    return lists
+
+
+def report_dir(out: str, study: str, runs: Runs) -> str:
+    """OUT/<study>, or OUT/<study>/<tag> for runs with overrides (another detector, data folder or
+    KEY VALUE list): a side experiment never overwrites the study's main report."""
+    return os.path.join(out, study.replace("-", "_"), *runs.tag())
+
+
 def parse_args(argv=None) -> argparse.Namespace:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--out", default="alignment_output", help="runs in OUT/runs, reports in OUT/<study>")
+    common.add_argument("--out", default="alignment_output", help="runs in OUT/runs, reports in OUT/<study> (OUT/<study>/<tag> with overrides)")
     common.add_argument("--detector", default=DEFAULT_DETECTOR, help="the stage-1 checkpoint")
     common.add_argument("--data-dir", default=DEFAULT_DATA_DIR, help="DATASETS.DATA_DIR (SynthVG in DATA_DIR/synthvg)")
     common.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
@@ -362,14 +388,15 @@ def main(argv=None) -> int:
                     run_pool(todo, a.jobs, {})
             except SystemExit as e:  # run_pool: some runs failed; the finished ones are still reported
                 failed += str(e).replace("demo: ", "").replace("`make demo`", "the same command") + " "
-    lists["reductions"] = KL_REDUCTIONS  # the report: every KL_REDUCTION row ("" would read the default twice)
+    lists = report_lists(runs, a.study, lists)
     seeds = report_seeds(runs, a.study, a.seeds, **lists)
-    report_dir = os.path.join(out, a.study.replace("-", "_"))
-    os.makedirs(report_dir, exist_ok=True)
+    folder = report_dir(out, a.study, runs)
+    os.makedirs(folder, exist_ok=True)
     command = shlex.join(["python", os.path.relpath(os.path.abspath(sys.argv[0]), ROOT), *sys.argv[1:]]) \
         if argv is None else shlex.join(["python", "tools/alignment_study.py", *argv])
-    text = REPORTS[a.study](runs, study_jobs(a.study, seeds, study_variants(a.study), **lists), report_dir, command)
+    text = REPORTS[a.study](runs, study_jobs(a.study, seeds, study_variants(a.study), **lists), folder, command)
     print(text)
+    print(f"==> report: {os.path.relpath(folder)}")
     if failed:
         print(f"alignment_study: {failed.strip()}", file=sys.stderr)
         return 1

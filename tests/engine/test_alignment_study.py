@@ -107,7 +107,7 @@ def test_tables_report(study, tmp_path):
     fake_run(runs.prior_dir("predcls"), 0.50)
     assert study.main(["tables", "--out", str(tmp_path), "--report-only", "--seeds", "0", "--modes", "predcls",
                        "sgcls", "--jobs", "1", *BASE]) == 0
-    text = (tmp_path / "tables" / "tables.md").read_text()
+    text = (tmp_path / "tables" / TAG / "tables.md").read_text()
     assert "| Motifs | 3 | 60.0 ± 0.0 | 57.0 ± 2.0 | 62.0 ± 2.0 | 67.0 ± 2.0 | 50.0 ± 0.0 | 60.0 ± 0.0 | 70.0 ± 0.0 |" in text
     assert "| Motifs + SSA + PH | 0 | - |" in text  # not run yet
     assert "| Frequency prior | - | - | 45.0 | 50.0 | 55.0 | 50.0 | 60.0 | 70.0 |" in text
@@ -147,13 +147,41 @@ def test_predictors_jobs_configs_and_report(study, tmp_path):
     fake_run(runs.prior_dir("predcls"), 0.20, r50=0.3)
     assert study.main(["predictors", "--out", str(tmp_path), "--report-only", "--seeds", "0", "1", "--jobs", "1",
                        *BASE]) == 0
-    main_table = (tmp_path / "predictors" / "predictors.md").read_text().split("Every setting run")[0]
+    main_table = (tmp_path / "predictors" / TAG / "predictors.md").read_text().split("Every setting run")[0]
     rows = {line.split(" | ")[0].strip("| "): line for line in main_table.splitlines() if line.startswith("| ")}
     assert rows["VCTree"] == ("| VCTree | 2 | 40.0 ± 7.1 | 45.0 ± 7.1 | 50.0 ± 7.1 | 50.0 ± 0.0 | 2 | 48.0 ± 5.7 | "
                               "50.0 ± 0.0 | +4.0 (s0), +2.0 (s1) | 3.0 ± 1.4 | gain |")
     assert rows["IMP"].startswith("| IMP | 1 | 25.0 | 30.0 |") and rows["IMP"].endswith("| 0 | - | - | - | - | - |")
     assert rows["Motifs"].startswith("| Motifs | 0 | - |")
     assert rows["Frequency prior"].startswith("| Frequency prior | - | 15.0 | 20.0 | 25.0 | 30.0 |")
+
+
+def test_partial_invocation_keeps_the_report_whole_and_overrides_write_their_own(study, tmp_path):
+    """--modes sgcls still reports the PredCls runs on disk; a side experiment with overrides
+    reports into <study>/<tag>/, never over the study's report."""
+    runs = default_runs(study, tmp_path, opts=[], root=study.ROOT)
+    fake_run(runs.run_dir(study.Job("motifs", "predcls", 0, predictor="imp")), 0.40)
+    fake_run(runs.run_dir(study.Job("motifs", "sgcls", 0, predictor="imp")), 0.30)
+    fake_run(runs.run_dir(study.Job("motifs", "sgdet", 0)), 0.20)  # Motifs's (Table 2's): not a predictors protocol
+    args = ["--out", str(tmp_path), "--report-only", "--seeds", "0", "--jobs", "1"]
+    asked = {"fractions": [1.0], "lengths": [1], "modes": ["sgcls"], "mask_reduction": "batchmean",
+             "predictors": ["imp"], "reductions": [""]}
+    lists = study.report_lists(runs, "predictors", asked)
+    assert lists["modes"] == ["sgcls", "predcls"] and lists["predictors"] == ["imp"]
+    assert lists["reductions"] == list(study.KL_REDUCTIONS)
+    old = os.getcwd()
+    os.chdir(study.ROOT)  # the default detector and data folder resolve as in the repository
+    try:
+        assert study.main(["predictors", "--predictors", "imp", "--modes", "sgcls", *args]) == 0
+        report = tmp_path / "predictors" / "predictors.md"
+        text = report.read_text()
+        assert "## PredCls" in text and "## SGCls" in text and "## SGDet" not in text
+        assert study.main(["predictors", "--predictors", "imp", *args, "SOLVER.BASE_LR", "0.004"]) == 0
+    finally:
+        os.chdir(old)
+    assert report.read_text() == text  # untouched by the tagged invocation
+    tag = default_runs(study, tmp_path, opts=["SOLVER.BASE_LR", "0.004"], root=study.ROOT).tag()[0]
+    assert "SOLVER.BASE_LR 0.004" in (tmp_path / "predictors" / tag / "predictors.md").read_text()
 
 
 def test_predictors_other_reduction_rows_and_early_grad_norm(study, tmp_path):
@@ -176,7 +204,7 @@ def test_predictors_other_reduction_rows_and_early_grad_norm(study, tmp_path):
         fake_run(runs.run_dir(study.Job("align", "predcls", seed, predictor="imp", reduction="mean")), mean)
     assert study.main(["predictors", "--out", str(tmp_path), "--predictors", "imp", "--report-only", "--seeds", "0",
                        "--jobs", "1", *BASE]) == 0
-    text = (tmp_path / "predictors" / "predictors.md").read_text()
+    text = (tmp_path / "predictors" / TAG / "predictors.md").read_text()
     # the main table is the configured reduction (batchmean), found for both seeds
     assert "| IMP | 2 | 42.0 ± 1.4 | 47.0 ± 1.4 | 52.0 ± 1.4 | 60.0 ± 0.0 | 2 | 23.0 ± 1.4 |" in text
     rows = [line for line in text.splitlines() if line.startswith("| IMP | ")][1:]
@@ -269,7 +297,7 @@ def test_finished_runs_are_reused(study, tmp_path, monkeypatch):
             "--lengths", "1", "2", "--seeds", "0", "--jobs", "2", *BASE]
     assert study.main(argv) == 0
     assert calls == [[runs.run_dir(j) for j in jobs[1:]], [os.path.join(runs.run_dir(done), "final_model")]]
-    assert os.path.isfile(out / "schedule_length" / "schedule_length.md")
+    assert os.path.isfile(out / "schedule_length" / runs.tag()[0] / "schedule_length.md")
 
     calls.clear()
     for job in jobs:
@@ -294,7 +322,7 @@ def test_sparsity_report(study, tmp_path):
     fake_run(runs.run_dir(study.Job("motifs", "predcls", 2)), 0.60, images=2675)  # a third seed, one model only
     assert study.main(["sparsity", "--out", str(tmp_path), "--report-only", "--seeds", "0", "--fractions", "0.5",
                        "1.0", "--jobs", "1", *BASE]) == 0
-    text = (tmp_path / "sparsity" / "sparsity.md").read_text()
+    text = (tmp_path / "sparsity" / TAG / "sparsity.md").read_text()
     assert "| 1 | 2675 | 3000 | Motifs | 3 | - | 56.7 ± 5.8 | 60.0 ± 0.0 |" in text  # seeds 1, 2 found on disk
     assert "| 0.5 | 1338 | 1500 | Align-Motifs | 2 | - | 34.5 ± 2.8 | 60.0 ± 0.0 |" in text
     assert "| 1 | +5.0 (s0), +3.0 (s1) | 4.0 ± 1.4 |" in text
@@ -302,7 +330,7 @@ def test_sparsity_report(study, tmp_path):
     assert "Helps more: no (difference of the mean Δ -2.0, larger sd 1.4)." in text  # 2.0 at 0.5 vs 4.0 at 1
     assert "--report-only" in text.splitlines()[2]  # the exact command
     assert "whichever invocation ran it): 0, 1, 2." in text  # --seeds 0 ran; 1 and 2 are found
-    assert (tmp_path / "sparsity" / "sparsity.png").stat().st_size > 1000
+    assert (tmp_path / "sparsity" / TAG / "sparsity.png").stat().st_size > 1000
 
 
 def test_schedule_length_report(study, tmp_path):
@@ -316,14 +344,14 @@ def test_schedule_length_report(study, tmp_path):
                      val=[(n // 2, 0.60), (n, 0.60)], final={"mR@50": 0.50 - 0.02 * seed, "R@50": 0.61})
     assert study.main(["schedule-length", "--out", str(tmp_path), "--report-only", "--lengths", "1", "2",
                        "--seeds", "0", "1", "--jobs", "1", *BASE]) == 0
-    text = (tmp_path / "schedule_length" / "schedule_length.md").read_text()
+    text = (tmp_path / "schedule_length" / TAG / "schedule_length.md").read_text()
     assert "| 2x | 6000 | Motifs | 2 | 62.0 ± 0.0 | 50.5 ± 0.7 | 60.0 ± 0.0 | 45.0 ± 0.0 | 60.0 ± 0.0 |" in text
     assert "| 1x | 3000 | Align-Motifs | 2 | 60.0 ± 0.0 | 52.5 ± 0.7 | 60.0 ± 0.0 | 49.0 ± 1.4 | 61.0 ± 0.0 |" in text
     assert ("| 2x | +2.0 (s0), +2.0 (s1) | 2.0 ± 0.0 | +0.0 (s0), +0.0 (s1) | 0.0 ± 0.0 | +5.0 (s0), +3.0 (s1) | "
             "4.0 ± 1.4 | +1.0 (s0), +1.0 (s1) | 1.0 ± 0.0 |") in text
     assert "- test mR@50, best val: changes: no (difference of the mean Δ +0.0, larger sd 0.0)." in text
     assert "- test mR@50, final model: changes: no (difference of the mean Δ +0.0, larger sd 1.4)." in text
-    assert (tmp_path / "schedule_length" / "schedule_length.png").stat().st_size > 1000
+    assert (tmp_path / "schedule_length" / TAG / "schedule_length.png").stat().st_size > 1000
 
 
 def test_paper_bar_compares_the_mean_with_one_sd_as_printed(study, load_tool):
@@ -360,7 +388,7 @@ def test_kl_reduction_report_applies_the_val_rule(study, tmp_path, gain, expecte
         fake_run(runs.run_dir(study.Job("align", "predcls", seed, reduction="batchmean", mask="element")), 0.5,
                  val=[(300, 0.9)])
     assert study.main(["kl-reduction", "--out", str(tmp_path), "--report-only", "--jobs", "1", *BASE]) == 0
-    text = (tmp_path / "kl_reduction" / "kl_reduction.md").read_text()
+    text = (tmp_path / "kl_reduction" / TAG / "kl_reduction.md").read_text()
     assert "Rule (docs/results.md, fixed before the runs; val split only)" in text
     assert "| Align-Motifs | mean | row | 3 | " + f"{61 + gain:.1f} ± 1.0 | " in text
     assert "| +1.0 (s0), +2.0 (s1), +3.0 (s2) | 2.0 ± 1.0 |" in text  # mean row minus Motifs, test mR@50
@@ -395,7 +423,7 @@ def test_end_to_end_on_tiny_synthvg_and_rerun_reuses(study, tiny, tiny_synthvg, 
     runs = study.Runs(str(tmp_path / "out"), os.path.join(det, "model_final.pth"), tiny_synthvg, opts)
     job = study.Job("motifs", "predcls", 0)
     assert runs.finished(job) and runs.final_tested(job)
-    assert "| 1x | 2 | Motifs | 1 | " in (tmp_path / "out" / "schedule_length" / "schedule_length.md").read_text()
+    assert "| 1x | 2 | Motifs | 1 | " in (tmp_path / "out" / "schedule_length" / runs.tag()[0] / "schedule_length.md").read_text()
     monkeypatch.setattr(study, "run_pool", lambda *a: pytest.fail(f"reran finished runs: {a[0]}"))
     assert study.main(argv) == 0
 
@@ -415,5 +443,5 @@ def test_predictors_end_to_end_on_tiny_synthvg(study, tiny, tiny_synthvg, tmp_pa
         with open(os.path.join(runs.run_dir(job), "config.yaml")) as f:
             text = f.read()
         assert "IMPPredictor" in text and ("ENABLED: true" in text) == (variant == "align")
-    table = (tmp_path / "out" / "predictors" / "predictors.md").read_text()
+    table = (tmp_path / "out" / "predictors" / runs.tag()[0] / "predictors.md").read_text()
     assert "| IMP | 1 | " in table and "| Frequency prior | - | " in table
