@@ -198,6 +198,9 @@ _C.SOLVER.WARMUP_FACTOR = 0.1
 _C.SOLVER.WARMUP_ITERS = 500
 _C.SOLVER.WARMUP_METHOD = "linear"
 _C.SOLVER.CHECKPOINT_PERIOD = 2500
+# The model_<iter>.pth of this run kept on disk: 0 all (SGB); N > 0 the newest N (older ones this
+# process wrote are deleted; model_best / model_final always stay). Resuming needs only the newest.
+_C.SOLVER.CHECKPOINTS_TO_KEEP = 0
 _C.SOLVER.TO_VAL = True
 _C.SOLVER.VAL_PERIOD = 2500
 # Relation runs stand for model_best.pth, the checkpoint of best val mR@50 (the paper's rule):

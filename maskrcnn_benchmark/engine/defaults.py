@@ -190,7 +190,7 @@ def build_train_hooks(cfg, checkpointer: Checkpointer, eval_fn: Optional[Callabl
         hooks.append(EvalHook(cfg.SOLVER.VAL_PERIOD, eval_fn))
         if best_metric:
             hooks.append(BestCheckpointer(checkpointer, best_metric))
-    hooks += [PeriodicCheckpointer(checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD),
+    hooks += [PeriodicCheckpointer(checkpointer, cfg.SOLVER.CHECKPOINT_PERIOD, cfg.SOLVER.CHECKPOINTS_TO_KEEP),
               PairlessBatchWarning(cfg.LOG_PERIOD),
               MetricLogger(cfg.LOG_PERIOD),
               TensorBoardWriter(os.path.join(cfg.OUTPUT_DIR, "tensorboard"), cfg.LOG_PERIOD),

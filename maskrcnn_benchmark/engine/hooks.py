@@ -70,17 +70,32 @@ class EvalHook(_Periodic):
 
 class PeriodicCheckpointer(_Periodic):
     """Save ``model_<iter:07d>`` every ``period`` iterations and ``model_final`` at the end
-    (only when training completed: a failed run never overwrites the last good checkpoint)."""
+    (only when training completed: a failed run never overwrites the last good checkpoint).
 
-    def __init__(self, checkpointer: Checkpointer, period: int) -> None:
+    ``max_to_keep`` > 0 deletes the older periodic checkpoints this process wrote beyond the
+    newest ``max_to_keep`` (each after its successor is on disk), so that a long run does not fill
+    the disk; files it did not write (an earlier process's, ``model_best``, ``model_final``) stay.
+    0 keeps every one, as SGB does."""
+
+    def __init__(self, checkpointer: Checkpointer, period: int, max_to_keep: int = 0) -> None:
         super().__init__(period)
         self.checkpointer = checkpointer
+        self.max_to_keep = max_to_keep
+        self._written: list[str] = []
 
     def after_step(self) -> None:
         t = self.trainer
         if self.period > 0 and t.iter % self.period == 0 and t.iter < t.max_iter:
             t.sync()  # never save the weights of a run whose loss went non-finite
-            self.checkpointer.save(f"model_{t.iter:07d}", iteration=t.iter)
+            path = self.checkpointer.save(f"model_{t.iter:07d}", iteration=t.iter)
+            if path and self.max_to_keep > 0:
+                self._written.append(path)
+                while len(self._written) > self.max_to_keep:
+                    old = self._written.pop(0)
+                    try:
+                        os.remove(old)
+                    except OSError as e:  # a file someone moved or locked: keeping it is harmless
+                        logger.warning("could not delete the old checkpoint %s: %s", old, e)
 
     def after_train(self) -> None:
         t = self.trainer

@@ -77,6 +77,30 @@ def test_resume_after_a_kill_matches_an_uninterrupted_run(tmp_path):
     assert (tmp_path / "killed" / "last_checkpoint").read_text() == "model_final.pth"
 
 
+def test_checkpoints_to_keep_deletes_only_this_processs_older_periodic_checkpoints(tmp_path):
+    def pths():
+        return sorted(f for f in os.listdir(tmp_path) if f.endswith(".pth"))
+
+    cfg = cfg_for(tmp_path, SOLVER__CHECKPOINT_PERIOD=1, SOLVER__CHECKPOINTS_TO_KEEP=2)
+
+    def dies_at_4(start):
+        for i in range(start, 8):
+            if i == 4:
+                raise KeyboardInterrupt
+            yield batch(i)
+    with pytest.raises(KeyboardInterrupt):
+        do_train(cfg, Toy(), torch.device("cpu"), dies_at_4)
+    assert pths() == ["model_0000003.pth", "model_0000004.pth"]  # 1 and 2 deleted once 3 and 4 were on disk
+    trainer = do_train(cfg, Toy(), torch.device("cpu"), lambda s: loader(s, 8))  # a new process resumes at 4
+    assert trainer.start_iter == 4 and trainer.completed
+    # the earlier process's files stay; of this one's 5, 6, 7 the newest two; model_final always
+    assert pths() == ["model_0000003.pth", "model_0000004.pth", "model_0000006.pth", "model_0000007.pth",
+                      "model_final.pth"]
+    keep_all = tmp_path / "all"
+    do_train(cfg_for(keep_all, SOLVER__CHECKPOINT_PERIOD=1), Toy(), torch.device("cpu"), lambda s: loader(s, 8))
+    assert len([f for f in os.listdir(keep_all) if f.startswith("model_0")]) == 7  # the default: SGB's, all kept
+
+
 def test_nonfinite_loss_stops_and_saves_nothing_new(tmp_path):
     cfg = cfg_for(tmp_path)
     with pytest.raises(NonFiniteLossError, match=r"iteration 3: loss_a=nan, loss_b=[0-9.]+") as e:
