@@ -239,8 +239,10 @@ def test_job_lists_names_and_scaled_schedules(study, tmp_path):
     assert cmd.count("SOLVER.MAX_ITER") == 2  # the overrides' base, then the scaled value (the last one wins)
 
     lengths = study.study_jobs("schedule-length", [0], ["motifs", "align"], lengths=[1, 2, 3])
-    assert [(j.variant, j.length) for j in lengths] == [("motifs", 3), ("align", 3), ("motifs", 2), ("align", 2),
-                                                        ("motifs", 1), ("align", 1)]
+    assert [(j.variant, j.length) for j in lengths] == [("align", 3), ("motifs", 3), ("align", 2), ("motifs", 2),
+                                                        ("align", 1), ("motifs", 1)]  # the costlier runs first
+    two_seeds = study.study_jobs("schedule-length", [1, 2], ["motifs", "align"], lengths=[2, 3])
+    assert [(j.variant, j.seed) for j in two_seeds[:4]] == [("align", 1), ("align", 2), ("motifs", 1), ("motifs", 2)]
     triple = study.Job("motifs", "predcls", 0, length=3)
     assert runs.name(triple) == f"motifs_predcls_it9000_{TAG}_seed0"
     assert runs.schedule(triple)["SOLVER.VAL_PERIOD"] == 900  # still every 10%
@@ -283,10 +285,10 @@ def test_finished_runs_are_reused(study, tmp_path, monkeypatch):
     detector.write_bytes(b"weights")
     runs = study.Runs(str(out), str(detector), str(tmp_path), BASE)
     jobs = study.study_jobs("schedule-length", [0], ["motifs", "align"], lengths=[1, 2])
-    done = jobs[0]  # motifs 2x: trained and tested, final model not tested yet
+    done = jobs[0]  # align 2x: trained and tested, final model not tested yet
     fake_run(runs.run_dir(done), 0.5, val=[(600, 0.5)])
     open(os.path.join(runs.run_dir(done), "model_final.pth"), "w").close()
-    os.makedirs(runs.run_dir(jobs[1]))  # align 2x: started, no results: resumes
+    os.makedirs(runs.run_dir(jobs[1]))  # motifs 2x: started, no results: resumes
     pending = study.pending_training(runs, jobs)
     assert [d for _, _, d in pending] == [runs.run_dir(j) for j in jobs[1:]]
     assert [d for _, _, d in study.pending_final_tests(runs, jobs)] == [os.path.join(runs.run_dir(done), "final_model")]
