@@ -162,10 +162,11 @@ curves: data
 #   make sparsity           ~2 h (3 seeds; ~40 min per seed, ~20 min with schedule-length's 1x runs done);
 #                           measured on the AMD EPYC of 2026-12-02: 48 min for the 12 runs of 0.25 and 0.5
 #                           (the 1.0 runs were done)
-#   make schedule-length    ~5 h (3 seeds; ~1 h 40 min per seed: 1x 18, 2x 31, 3x 44 min per model);
-#                           measured on the AMD EPYC of 2026-12-03, one core per run beside another:
-#                           1x 16 / 16, 2x 26 / 32, 3x 34 / 41 min (Motifs / Align-Motifs), so a seed
-#                           takes ~1 h 30 min from nothing, 1 h 14 min with its 1x runs done (seed 0)
+#   make schedule-length    ~4 h 30 min (3 seeds); measured on the AMD EPYC of 2026-12-03, one core per
+#                           run beside another: 1x 16 / 16, 2x 26 / 32, 3x 34 / 41 min (Motifs /
+#                           Align-Motifs), so a seed takes ~1 h 30 min from nothing, 1 h 14 min with its
+#                           1x runs done (seed 0); STUDY_SEEDS="1 2" at 2x / 3x took 2 h 29 min (a CI
+#                           run beside it for part), over the 2-hour piece: run one seed at a time
 #   make kl-reduction       ~3 h 45 min (3 seeds; ~75 min per seed, ~55 with the PredCls Motifs and
 #                           batchmean runs done; STUDY_SEEDS=0 ALIGN_STUDY_ARGS="--modes sgcls" ~45 min)
 #   make schedule-length STUDY_SEEDS=0      (one piece, under 2 hours)
