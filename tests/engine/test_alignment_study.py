@@ -115,7 +115,8 @@ def test_tables_report(study, tmp_path):
     assert ("| Align-Motifs (SSA + UPH) | +3.0 (s0), +3.0 (s1), +3.0 (s2) | 3.0 ± 0.0 | gain | "
             "+0.0 (s0), +1.0 (s1), +2.0 (s2) | 1.0 ± 1.0 | no |") in text
     assert "| Motifs + SA + UPH | +0.0 (s0), -1.0 (s1), -2.0 (s2) | -1.0 ± 1.0 | no |" in text
-    assert "Seeds: Motifs's test mR@50 seed sd 2.0 against half the Align-Motifs difference 1.5: more seeds" in text
+    assert ("Seeds: Motifs's test mR@50 seed sd 2.0 against half the Align-Motifs difference 1.5: more seeds needed "
+            "(the issue's rule); the mean Δ +3.0 has a standard error of 0.0 (3 seeds).") in text
     sgcls = text[text.index("## SGCls"):]
     assert "| Align-Motifs (SSA + UPH) | +5.0 (s0) | 5.0 | - (one seed) |" in sgcls and "SSA + PH" not in sgcls
 
