@@ -190,6 +190,8 @@ sparsity schedule-length kl-reduction: data
 # AMD EPYC of 2026-12-02):
 #   make reproduce PROTOCOLS=predcls STUDY_SEEDS="0 1"     (~1 h 40 min Intel, ~1 h AMD)
 #   make reproduce PROTOCOLS="sgcls sgdet" STUDY_SEEDS=0   (~1 h Intel, ~40 min AMD)
+#   make reproduce PROTOCOLS="predcls sgdet" STUDY_SEEDS="3 4" ALIGN_STUDY_ARGS="--variants motifs align"
+#                                                          (the seed rule's extra seeds: 1 h 50 min AMD, measured)
 # (Until the seventh session `make reproduce` ran tools/demo.py for 600 iterations on datasets/reproduce;
 # docs/results.md keeps that command with its results.)
 .PHONY: reproduce
