@@ -343,12 +343,12 @@ def tables_report(runs: Runs, jobs: Sequence[Job], report_dir: str, command: str
         diffs = list(paired_diffs(rows.get((mode, "align"), {}), motifs, "mR@50").values())
         sd = [x for x in column(motifs, "mR@50") if x is not None]
         if len(diffs) >= 2 and len(sd) >= 2:
-            seed_sd, half = float(np.std(sd, ddof=1)), abs(float(np.mean(diffs))) / 2
-            stderr = float(np.std(diffs, ddof=1)) / np.sqrt(len(diffs))
+            mean_diff, seed_sd = float(np.mean(diffs)), float(np.std(sd, ddof=1))
+            half, stderr = abs(mean_diff) / 2, float(np.std(diffs, ddof=1)) / np.sqrt(len(diffs))
             lines += ["", f"Seeds: Motifs's test mR@50 seed sd {seed_sd:.1f} against half the Align-Motifs "
                       f"difference {half:.1f}: " + ("more seeds needed (the issue's rule)" if seed_sd > half
                                                     else "enough seeds") +
-                      f"; the mean Δ {float(np.mean(diffs)):+.1f} has a standard error of {stderr:.1f} "
+                      f"; the mean Δ {mean_diff:+.1f} has a standard error of {stderr:.1f} "
                       f"({len(diffs)} seeds)."]
     return _write(report_dir, "tables", lines)
 
